@@ -1,0 +1,121 @@
+"""Exceptions of mcp-sidecar, and the translation of foreign errors into short, typed ones.
+
+    SidecarError
+     ├── StartupError          strict mode: a critical server did not come up
+     ├── ServerUnavailable     the server is unknown, or not active right now
+     └── ToolCallError         a routed call failed below MCP (deadline, lost connection)
+          └── ToolCallTimeout
+
+Configuration problems raise `sidecar.config.ConfigError`. Foreign errors (the mcp SDK,
+httpx2, OS errors, exception groups from transports) are classified by type, never
+by their text, into one of a small fixed set of `error_type` strings.
+"""
+
+from __future__ import annotations
+
+import errno
+
+import anyio
+import httpx2
+from mcp.shared.exceptions import MCPError
+from mcp_types.jsonrpc import CONNECTION_CLOSED, REQUEST_TIMEOUT
+
+__all__ = [
+    "ServerUnavailable",
+    "SidecarError",
+    "StartupError",
+    "ToolCallError",
+    "ToolCallTimeout",
+    "describe_error",
+    "leaf_exceptions",
+]
+
+
+class SidecarError(Exception):
+    """Root of every error mcp-sidecar raises on purpose."""
+
+
+class StartupError(SidecarError):
+    """`strict` is on and critical servers were not active when startup finished."""
+
+    def __init__(self, failures: dict[str, str]) -> None:
+        self.failures = failures
+        detail = "; ".join(f"{name}: {error}" for name, error in sorted(failures.items()))
+        super().__init__(f"critical servers failed at startup: {detail}")
+
+
+class ServerUnavailable(SidecarError):
+    """A call named a server that is unknown or not active; raised at once, never after a wait."""
+
+    def __init__(self, server: str, reason: str) -> None:
+        self.server = server
+        self.reason = reason
+        super().__init__(f"server {server!r} is unavailable: {reason}")
+
+
+class ToolCallError(SidecarError):
+    """A tool call failed below the MCP layer: the connection died or the deadline passed."""
+
+    def __init__(self, server: str, tool: str, error_type: str, message: str) -> None:
+        self.server = server
+        self.tool = tool
+        self.error_type = error_type
+        super().__init__(f"{server}/{tool}: {message}")
+
+
+class ToolCallTimeout(ToolCallError):
+    """The call did not answer within its deadline."""
+
+
+def leaf_exceptions(exc: BaseException) -> list[BaseException]:
+    """Flatten exception groups (transports raise them) into their leaves, in order."""
+    if isinstance(exc, BaseExceptionGroup):
+        leaves: list[BaseException] = []
+        for inner in exc.exceptions:
+            leaves.extend(leaf_exceptions(inner))
+        return leaves
+    return [exc]
+
+
+def _most_telling(exc: BaseException) -> BaseException:
+    """The leaf that explains a group best: a real error before cancellation noise."""
+    leaves = leaf_exceptions(exc)
+    cancelled = anyio.get_cancelled_exc_class()
+    for leaf in leaves:
+        if not isinstance(leaf, cancelled | GeneratorExit):
+            return leaf
+    return leaves[0]
+
+
+def describe_error(exc: BaseException) -> tuple[str, str]:
+    """Classify an exception into (`error_type`, one-line message) for status, logs and spans."""
+    leaf = _most_telling(exc)
+    if isinstance(leaf, TimeoutError):
+        return "timeout", str(leaf) or "timed out"
+    if isinstance(leaf, MCPError):
+        if leaf.code == CONNECTION_CLOSED:
+            return "closed", "connection closed"
+        if leaf.code == REQUEST_TIMEOUT:
+            return "timeout", "request timed out"
+        return "mcp_error", f"MCP error {leaf.code}: {leaf.message}"
+    if isinstance(leaf, httpx2.TimeoutException):
+        return "timeout", f"HTTP timeout: {type(leaf).__name__}"
+    if isinstance(leaf, httpx2.ConnectError):
+        return "connection_refused", f"cannot connect: {leaf}"
+    if isinstance(leaf, httpx2.HTTPStatusError):
+        return "http_status", f"HTTP {leaf.response.status_code} from {leaf.request.url}"
+    if isinstance(leaf, httpx2.TransportError):
+        return "transport_error", f"{type(leaf).__name__}: {leaf}"
+    if isinstance(leaf, FileNotFoundError | PermissionError) and leaf.filename is not None:
+        what = "command not found" if isinstance(leaf, FileNotFoundError) else "permission denied"
+        return "spawn_error", f"{what}: {leaf.filename}"
+    if isinstance(leaf, NotADirectoryError) or (isinstance(leaf, OSError) and leaf.errno == errno.ENOENT):
+        return "spawn_error", str(leaf)
+    if isinstance(leaf, anyio.ClosedResourceError | anyio.BrokenResourceError | anyio.EndOfStream):
+        return "closed", "connection closed"
+    if isinstance(leaf, OSError):
+        return "transport_error", f"{type(leaf).__name__}: {leaf}"
+    text = str(leaf)
+    return "protocol_error" if isinstance(leaf, ValueError) else "error", (
+        f"{type(leaf).__name__}: {text}" if text else type(leaf).__name__
+    )

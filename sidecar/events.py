@@ -1,0 +1,226 @@
+"""Typed lifecycle events and the bus that carries them to subscribers.
+
+Events are the only way state leaves the core. Only a server's supervisor task
+publishes its events, so each server's events arrive in order. Publishing never
+blocks: a subscriber that falls behind loses events (counted in `dropped`)
+rather than slowing a supervisor down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .state import ServerState
+
+__all__ = [
+    "ConnectFailed",
+    "Connected",
+    "Connecting",
+    "Dropped",
+    "EventBus",
+    "GaveUp",
+    "HealthCheckFailed",
+    "HealthCheckPassed",
+    "LifecycleEvent",
+    "Lost",
+    "ReconnectAttempt",
+    "ReconnectScheduled",
+    "Stopped",
+    "Subscription",
+    "ToolsChanged",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LifecycleEvent:
+    """Common fields: which server, the state after the event, the state before it, and when."""
+
+    kind: ClassVar[str] = "event"
+    server: str
+    transport: str
+    criticality: str
+    state: ServerState
+    previous: ServerState
+    ts: float  # unix time
+
+    @property
+    def transition(self) -> bool:
+        """True when this event changed the server's state."""
+        return self.state is not self.previous
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connecting(LifecycleEvent):
+    """The first connect attempt since start (later ones are `ReconnectAttempt`)."""
+
+    kind: ClassVar[str] = "connecting"
+    attempt: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconnectAttempt(LifecycleEvent):
+    kind: ClassVar[str] = "reconnect_attempt"
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connected(LifecycleEvent):
+    """Transport open, handshake done, tools listed: the server serves calls now."""
+
+    kind: ClassVar[str] = "connected"
+    attempt: int
+    duration: float
+    protocol_version: str | None
+    server_name: str | None
+    server_version: str | None
+    tools: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectFailed(LifecycleEvent):
+    kind: ClassVar[str] = "connect_failed"
+    attempt: int
+    duration: float
+    error: str
+    error_type: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthCheckPassed(LifecycleEvent):
+    """A probe succeeded. Frequent: views should aggregate it, not log it."""
+
+    kind: ClassVar[str] = "health_check_passed"
+    duration: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthCheckFailed(LifecycleEvent):
+    kind: ClassVar[str] = "health_check_failed"
+    duration: float
+    error: str
+    error_type: str  # probe_timeout | probe_error
+    consecutive_failures: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lost(LifecycleEvent):
+    """An active connection ended without being asked to."""
+
+    kind: ClassVar[str] = "lost"
+    reason: str  # exited | probe_timeout | probe_error | transport_error | closed
+    error: str
+    connected_for: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconnectScheduled(LifecycleEvent):
+    kind: ClassVar[str] = "reconnect_scheduled"
+    attempt: int
+    delay: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GaveUp(LifecycleEvent):
+    """The reconnect policy ran out of attempts."""
+
+    kind: ClassVar[str] = "gave_up"
+    attempts: int
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dropped(LifecycleEvent):
+    kind: ClassVar[str] = "dropped"
+    reason: str  # policy | manual
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stopped(LifecycleEvent):
+    kind: ClassVar[str] = "stopped"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolsChanged(LifecycleEvent):
+    """An active server announced a new tool list and it was fetched."""
+
+    kind: ClassVar[str] = "tools_changed"
+    tools: tuple[str, ...]
+
+
+class Subscription:
+    """A bounded queue of events for one subscriber. Iterate it; close it when done."""
+
+    def __init__(self, bus: EventBus, max_buffer: int) -> None:
+        self._bus = bus
+        send, receive = anyio.create_memory_object_stream[LifecycleEvent](max_buffer)
+        self._send: MemoryObjectSendStream[LifecycleEvent] = send
+        self._receive: MemoryObjectReceiveStream[LifecycleEvent] = receive
+        self.dropped = 0  # events lost because this subscriber fell behind
+
+    def offer(self, event: LifecycleEvent) -> None:
+        try:
+            self._send.send_nowait(event)
+        except anyio.WouldBlock:
+            self.dropped += 1
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass  # closed by its reader; the bus forgets it on close()
+
+    async def receive(self) -> LifecycleEvent:
+        """The next event; raises `anyio.EndOfStream` once the bus is closed and drained."""
+        return await self._receive.receive()
+
+    def receive_nowait(self) -> LifecycleEvent:
+        return self._receive.receive_nowait()
+
+    def close(self) -> None:
+        self._bus._forget(self)
+        self._send.close()
+        self._receive.close()
+
+    def _end(self) -> None:
+        self._send.close()  # the reader drains what is buffered, then sees EndOfStream
+
+    def __aiter__(self) -> AsyncIterator[LifecycleEvent]:
+        return self._receive.__aiter__()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class EventBus:
+    """Fan-out of lifecycle events to any number of subscriptions."""
+
+    def __init__(self) -> None:
+        self._subscriptions: list[Subscription] = []
+        self._closed = False
+
+    def subscribe(self, max_buffer: int = 1024) -> Subscription:
+        subscription = Subscription(self, max_buffer)
+        if self._closed:
+            subscription._end()
+        else:
+            self._subscriptions.append(subscription)
+        return subscription
+
+    def publish(self, event: LifecycleEvent) -> None:
+        for subscription in tuple(self._subscriptions):
+            subscription.offer(event)
+
+    def close(self) -> None:
+        """End every subscription after what it has buffered (at sidecar shutdown)."""
+        self._closed = True
+        for subscription in self._subscriptions:
+            subscription._end()
+        self._subscriptions.clear()
+
+    def _forget(self, subscription: Subscription) -> None:
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)

@@ -1,0 +1,251 @@
+"""`MCPServerManager`: every configured server under one roof, as a library and for the service.
+
+    async with MCPServerManager(servers=[...]) as manager:
+        manager.active_servers            # names of servers serving calls now
+        await manager.call_tool("fs", "read_file", {"path": "/etc/hosts"})
+
+Entering starts one supervisor task per server and returns when each has finished
+its first connect attempt (each bounded by its own connect timeout, all in
+parallel). A failing server never raises out of `__aenter__` unless `strict` is set
+and it is critical. Leaving stops all servers concurrently within one deadline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import anyio
+import mcp_types as types
+from anyio.abc import TaskGroup
+
+from .config import ServerConfig, SidecarConfig
+from .errors import ServerUnavailable, StartupError, ToolCallError, ToolCallTimeout, describe_error
+from .events import EventBus, Subscription
+from .state import ServerState, ServerStatus, is_down
+from .supervisor import Supervisor
+
+__all__ = ["MCPServerManager"]
+
+_GRACE = 0.3  # on top of the close budget, for the supervisors to publish their last events
+
+
+class MCPServerManager:
+    """Connects to many MCP servers at once and keeps them connected, or says why not."""
+
+    def __init__(
+        self,
+        servers: Sequence[ServerConfig] | SidecarConfig,
+        *,
+        strict: bool | None = None,
+        startup_timeout: float | None = None,
+        shutdown_timeout: float | None = None,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        if isinstance(servers, SidecarConfig):
+            settings = servers.sidecar
+            configs = tuple(servers.servers)
+            strict = settings.strict if strict is None else strict
+            startup_timeout = settings.startup_timeout if startup_timeout is None else startup_timeout
+            shutdown_timeout = settings.shutdown_timeout if shutdown_timeout is None else shutdown_timeout
+            secrets = (*servers.secrets(), *secrets)
+        else:
+            configs = tuple(servers)
+        names = [config.name for config in configs]
+        if len(set(names)) != len(names):
+            raise ValueError("server names must be unique")
+        self.strict = bool(strict)
+        self.startup_timeout = startup_timeout
+        self.shutdown_timeout = 1.5 if shutdown_timeout is None else shutdown_timeout
+        self._bus = EventBus()
+        secret_set = frozenset(secrets)
+        self._supervisors: dict[str, Supervisor] = {
+            config.name: Supervisor(
+                config, self._bus, close_timeout=self.shutdown_timeout, secrets=secret_set
+            )
+            for config in configs
+        }
+        self._task_group: TaskGroup | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> MCPServerManager:
+        if self._task_group is not None:
+            raise RuntimeError("the manager is already running")
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        for supervisor in self._supervisors.values():
+            self._task_group.start_soon(supervisor.run, name=f"supervisor:{supervisor.name}")
+        try:
+            await self.wait_started(self.startup_timeout)
+            if self.strict:
+                down = {
+                    status.name: status.last_error or status.state.value
+                    for status in self.statuses()
+                    if status.criticality == "critical" and not status.active
+                }
+                if down:
+                    raise StartupError(down)
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        task_group, self._task_group = self._task_group, None
+        if task_group is None:
+            return
+        for supervisor in self._supervisors.values():
+            supervisor.request_stop()
+        # Each supervisor closes within its budget; past it, cancellation (stdio children
+        # are still killed, in a shielded scope) guarantees that leaving is bounded.
+        task_group.cancel_scope.deadline = anyio.current_time() + self.shutdown_timeout + _GRACE
+        try:
+            await task_group.__aexit__(None, None, None)
+        finally:
+            self._bus.close()
+
+    async def wait_started(self, timeout: float | None = None) -> None:
+        """Wait until every server has finished its first connect attempt (or `timeout`)."""
+        with anyio.move_on_after(math.inf if timeout is None else timeout):
+            for supervisor in self._supervisors.values():
+                await supervisor.first_attempt_done.wait()
+
+    # -- what is true now -----------------------------------------------------------------
+
+    @property
+    def all_servers(self) -> list[str]:
+        """Every configured server, in config order."""
+        return list(self._supervisors)
+
+    @property
+    def active_servers(self) -> list[str]:
+        """Servers connected and healthy now: the ones calls may go to."""
+        return [s.name for s in self._supervisors.values() if s.status.state is ServerState.ACTIVE]
+
+    @property
+    def failed_servers(self) -> list[str]:
+        """Servers that should be up and are not (reconnecting, or given up but kept)."""
+        return [s.name for s in self._supervisors.values() if is_down(s.status.state)]
+
+    @property
+    def dropped_servers(self) -> list[str]:
+        return [s.name for s in self._supervisors.values() if s.status.state is ServerState.DROPPED]
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """The last error of every server that is failed or dropped now."""
+        return {
+            status.name: status.last_error
+            for status in self.statuses()
+            if status.last_error
+            and status.state in (ServerState.RECONNECTING, ServerState.FAILED, ServerState.DROPPED)
+        }
+
+    def status(self, server: str) -> ServerStatus:
+        return self._supervisor(server).status
+
+    def statuses(self) -> list[ServerStatus]:
+        """A snapshot of every server, in config order."""
+        return [supervisor.status for supervisor in self._supervisors.values()]
+
+    def config(self, server: str) -> ServerConfig:
+        return self._supervisor(server).config
+
+    def tools(self) -> dict[str, tuple[types.Tool, ...]]:
+        """The tools of every active server, as the servers described them."""
+        result: dict[str, tuple[types.Tool, ...]] = {}
+        for supervisor in self._supervisors.values():
+            connection = supervisor.connection
+            if connection is not None:
+                result[supervisor.name] = connection.tools
+        return result
+
+    def subscribe(self, max_buffer: int = 1024) -> Subscription:
+        """Lifecycle events from now on. A subscriber that falls behind loses events, never blocks."""
+        return self._bus.subscribe(max_buffer)
+
+    # -- acting -----------------------------------------------------------------------------
+
+    async def call_tool(
+        self,
+        server: str,
+        tool: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> types.CallToolResult:
+        """Call a tool on an active server, within `timeout` (default: the server's `call_timeout`).
+
+        Raises `ServerUnavailable` at once when the server is not active, and
+        `ToolCallError` when the connection fails under the call. An error the tool
+        itself reports comes back as a result with `is_error` set, as MCP defines it.
+        """
+        supervisor = self._supervisor(server)
+        connection = supervisor.connection
+        if connection is None:
+            status = supervisor.status
+            raise ServerUnavailable(
+                server, f"{status.state.value}" + (f" ({status.last_error})" if status.last_error else "")
+            )
+        deadline = supervisor.config.call_timeout if timeout is None else timeout
+        try:
+            with anyio.fail_after(deadline):
+                return await connection.call_tool(tool, dict(arguments or {}), meta)
+        except TimeoutError as exc:
+            raise ToolCallTimeout(server, tool, "timeout", f"no answer within {deadline:g}s") from exc
+        except Exception as exc:
+            error_type, message = describe_error(exc)
+            if error_type == "mcp_error":
+                raise  # the server answered with a JSON-RPC error: MCPError, as the SDK raises it
+            raise ToolCallError(server, tool, error_type, message) from exc
+
+    async def reconnect(self, servers: Iterable[str] | None = None, *, failed_only: bool = True) -> None:
+        """Reconnect now, without waiting for backoff, and return once each attempt has finished.
+
+        By default only failed and dropped servers; `failed_only=False` also cycles
+        active ones (all of them when `servers` is None).
+        """
+        chosen = (
+            [self._supervisor(name) for name in servers]
+            if servers is not None
+            else list(self._supervisors.values())
+        )
+        if failed_only:
+            chosen = [s for s in chosen if s.status.state is not ServerState.ACTIVE]
+        chosen = [s for s in chosen if s.status.state is not ServerState.STOPPED]
+        marks = {s.name: s.attempts_completed for s in chosen}
+        for supervisor in chosen:
+            supervisor.request_reconnect()
+        async with anyio.create_task_group() as tg:
+            for supervisor in chosen:
+                tg.start_soon(supervisor.wait_attempt_after, marks[supervisor.name])
+
+    async def drop_failed_servers(self) -> list[str]:
+        """Take every failed server out of service (no more reconnects); returns their names."""
+        chosen = [self._supervisors[name] for name in self.failed_servers]
+        return await self.drop(supervisor.name for supervisor in chosen)
+
+    async def drop(self, servers: Iterable[str]) -> list[str]:
+        """Take servers out of service until `reconnect()` names them; returns their names."""
+        chosen = [self._supervisor(name) for name in servers]
+        for supervisor in chosen:
+            supervisor.request_drop()
+        with anyio.move_on_after(self.shutdown_timeout + _GRACE):
+            for supervisor in chosen:
+                await supervisor.wait_for_state({ServerState.DROPPED, ServerState.STOPPED})
+        return [supervisor.name for supervisor in chosen]
+
+    def _supervisor(self, server: str) -> Supervisor:
+        try:
+            return self._supervisors[server]
+        except KeyError:
+            raise ServerUnavailable(server, "no such server is configured") from None

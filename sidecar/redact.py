@@ -1,0 +1,44 @@
+"""Remove secrets from text before it reaches any output (logs, errors, HTTP, spans)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+
+__all__ = ["MASK", "make_redactor", "redact"]
+
+MASK = "***"
+
+# scheme://user:password@ -> keep the user, mask the password (any scheme: postgres://, redis:// too).
+_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)(?P<password>[^@\s/]+)@")
+
+
+@lru_cache(maxsize=32)
+def _pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
+    if not secrets:
+        return None
+    # One alternation, longest first: a secret that contains another is masked whole, in a single
+    # pass, so the mask itself is never re-matched.
+    ordered = sorted(secrets, key=lambda s: (-len(s), s))
+    return re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def make_redactor(secrets: Iterable[str]) -> Callable[[str], str]:
+    """Return a function that redacts ``secrets`` from a string; compile once, use on hot paths."""
+    pattern = _pattern(frozenset(s for s in secrets if s))
+
+    def _redact(text: str) -> str:
+        if pattern is not None:
+            text = pattern.sub(MASK, text)
+        return _USERINFO.sub(rf"\g<head>{MASK}@", text)
+
+    return _redact
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of every secret in ``text`` with ``***``, and URL passwords too.
+
+    ``http://user:pass@host`` becomes ``http://user:***@host`` whether or not ``pass`` is a known secret.
+    """
+    return make_redactor(secrets)(text)

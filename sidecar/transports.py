@@ -1,0 +1,267 @@
+"""Transports: a stdio child process we own, the SDK's HTTP transports, and an end-of-stream tap.
+
+stdio is ours rather than the SDK's `stdio_client` for three reasons the supervisor
+needs: the exit code and the tail of stderr (a user should read "exited with code 1:
+ModuleNotFoundError: ..." and not "Connection closed"), the child's pid (status,
+tests), and a close that fits a caller's budget (the SDK's takes up to 4 s for a
+stopped child). The wire format is the same: one JSON-RPC message per line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import anyio
+import httpx2
+import mcp_types as types
+from anyio.abc import Process
+from mcp.client._transport import TransportStreams
+from mcp.client.sse import sse_client
+from mcp.client.stdio import get_default_environment
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.message import SessionMessage
+
+__all__ = ["ChildProcess", "http_transport", "sse_transport", "stdio_transport", "watch_end"]
+
+_STDERR_TAIL_LINES = 20
+_STDERR_LINE_MAX = 500
+_MAX_LINE_BYTES = 64 * 1024 * 1024  # a child that never writes a newline cannot exhaust memory
+_EXIT_POLL = 0.002
+_HTTP_READ_TIMEOUT = 300.0  # SSE streams idle legitimately; dead peers are caught by probes instead
+
+
+class ChildProcess:
+    """The running stdio server as its supervisor sees it: pid, exit status, recent stderr."""
+
+    def __init__(self, process: Process) -> None:
+        self._process = process
+        self.pid: int = process.pid
+        self.stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
+        self.stderr_closed = anyio.Event()
+        self.stdout_eof = anyio.Event()  # the child closed its stdout (exited, usually)
+        self.stopped_by_us = False  # we closed or signalled it before it went away by itself
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode
+
+    async def wait_exit(self, timeout: float) -> bool:
+        """Whether the child has exited within `timeout`. Polls: `Process.wait()` also waits
+        for pipe EOF, which a grandchild holding the pipe would delay forever."""
+        with anyio.move_on_after(timeout):
+            while self._process.returncode is None:
+                await anyio.sleep(_EXIT_POLL)
+        return self._process.returncode is not None
+
+    async def settle(self, timeout: float) -> None:
+        """Wait (bounded) until the child has exited and its last stderr bytes are read."""
+        with anyio.move_on_after(timeout):
+            await self.wait_exit(timeout)
+            await self.stderr_closed.wait()
+
+    def exit_description(self) -> str | None:
+        """ "exited with code 1: <last stderr line>" once the child has exited by itself, else None."""
+        code = self._process.returncode
+        if code is None or self.stopped_by_us:
+            return None
+        if code < 0:
+            try:
+                what = f"killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                what = f"killed by signal {-code}"
+        else:
+            what = f"exited with code {code}"
+        last = next((line for line in reversed(self.stderr_tail) if line.strip()), None)
+        return f"{what}: {last.strip()}" if last else what
+
+    def signal_group(self, sig: int) -> None:
+        """Signal the child's whole process group; it leads its own (start_new_session)."""
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+
+def _parse_line(line: bytes) -> SessionMessage | Exception:
+    try:
+        return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+    except ValueError as exc:  # garbage on stdout reaches the session's message handler, as in the SDK
+        return exc
+
+
+@asynccontextmanager
+async def stdio_transport(
+    command: str,
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None,
+    close_timeout: float,
+    on_spawn: Any = None,
+) -> AsyncIterator[TransportStreams]:
+    """Spawn the server in its own process group and speak newline-delimited JSON-RPC to it.
+
+    On exit the child gets, within `close_timeout` in all: stdin closed, SIGTERM (with
+    SIGCONT, so a stopped child can act on it), then SIGKILL; the group is killed last
+    so no grandchild survives. This runs shielded: cancelling the caller cannot leak it.
+    """
+    process = await anyio.open_process(
+        [command, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=get_default_environment() | dict(env),
+        cwd=cwd,
+        start_new_session=True,
+    )
+    child = ChildProcess(process)
+    if on_spawn is not None:
+        on_spawn(child)
+    assert process.stdin and process.stdout and process.stderr
+    stdin, stdout, stderr = process.stdin, process.stdout, process.stderr
+    to_session, session_reads = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    session_writes, from_session = anyio.create_memory_object_stream[SessionMessage](0)
+
+    async def read_stdout() -> None:
+        buffer = b""
+        async with to_session:
+            try:
+                while True:
+                    buffer += await stdout.receive()
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            await to_session.send(_parse_line(line))
+                    if len(buffer) > _MAX_LINE_BYTES:
+                        buffer = b""
+                        await to_session.send(ValueError("server wrote an over-long line; dropped"))
+            except anyio.EndOfStream:
+                child.stdout_eof.set()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+                pass
+
+    async def read_stderr() -> None:
+        pending = b""
+        try:
+            with suppress(anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+                while True:
+                    *lines, pending = (pending + await stderr.receive()).split(b"\n")
+                    pending = pending[-_STDERR_LINE_MAX:]
+                    for line in lines:
+                        child.stderr_tail.append(line[:_STDERR_LINE_MAX].decode("utf-8", "replace"))
+            if pending:
+                child.stderr_tail.append(pending.decode("utf-8", "replace"))
+        finally:
+            child.stderr_closed.set()
+
+    async def write_stdin() -> None:
+        async with from_session:
+            try:
+                async for message in from_session:
+                    data = message.message.model_dump_json(by_alias=True, exclude_unset=True)
+                    await stdin.send(data.encode() + b"\n")
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+                await to_session.aclose()  # the child stopped reading: end the session's stream too
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read_stdout)
+        tg.start_soon(read_stderr)
+        tg.start_soon(write_stdin)
+        graceful = True
+        try:
+            yield session_reads, session_writes
+        except BaseException:
+            graceful = False  # cancelled or failed: nobody is waiting for a clean goodbye
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                session_writes.close()
+                session_reads.close()
+                await _stop_child(child, stdin, close_timeout, graceful)
+                # stderr's last lines hold the exit reason; a grandchild holding the pipe
+                # open must not hold us, hence the bound.
+                with anyio.move_on_after(0.1):
+                    await child.stderr_closed.wait()
+            tg.cancel_scope.cancel()
+    with anyio.CancelScope(shield=True), anyio.move_on_after(0.2):
+        await process.aclose()  # releases the pipes; the child is dead or abandoned by now
+
+
+async def _stop_child(child: ChildProcess, stdin: Any, budget: float, graceful: bool) -> None:
+    """Close stdin, then SIGTERM, then SIGKILL, each with a share of `budget`.
+
+    Not `graceful` (an abandoned connect, a cancelled caller): SIGKILL at once.
+    """
+    # A child that closed stdout first went away by itself; its exit status is its own story.
+    child.stopped_by_us = not child.stdout_eof.is_set() and child.returncode is None
+    if not graceful:
+        child.signal_group(signal.SIGKILL)
+        await child.wait_exit(max(budget * 0.2, 0.1))
+        return
+    with suppress(Exception), anyio.move_on_after(0.1):
+        await stdin.aclose()
+    if not await child.wait_exit(budget * 0.4):
+        child.signal_group(signal.SIGTERM)
+        child.signal_group(signal.SIGCONT)
+        if not await child.wait_exit(budget * 0.4):
+            child.signal_group(signal.SIGKILL)
+            await child.wait_exit(max(budget * 0.2, 0.1))
+    # Anything the server started in its group goes with it.
+    child.signal_group(signal.SIGKILL)
+
+
+@asynccontextmanager
+async def http_transport(
+    url: str, headers: Mapping[str, str], connect_timeout: float
+) -> AsyncIterator[TransportStreams]:
+    """Streamable HTTP with our own httpx2 client: the SDK default waits 30 s to connect."""
+    timeout = httpx2.Timeout(connect_timeout, read=_HTTP_READ_TIMEOUT)
+    async with (
+        httpx2.AsyncClient(headers=dict(headers), timeout=timeout) as client,
+        streamable_http_client(url, http_client=client) as streams,
+    ):
+        yield streams
+
+
+@asynccontextmanager
+async def sse_transport(
+    url: str, headers: Mapping[str, str], connect_timeout: float
+) -> AsyncIterator[TransportStreams]:
+    """The legacy HTTP+SSE transport."""
+    async with sse_client(
+        url, headers=dict(headers), timeout=connect_timeout, sse_read_timeout=_HTTP_READ_TIMEOUT
+    ) as streams:
+        yield streams
+
+
+@asynccontextmanager
+async def watch_end(transport: Any, ended: anyio.Event) -> AsyncIterator[TransportStreams]:
+    """Pass a transport's streams through, setting `ended` when the server side stops sending.
+
+    This is how a dead stdio child (EOF) or a closed SSE stream is noticed at once,
+    without polling and without waiting for the next request to fail.
+    """
+    async with transport as (read_stream, write_stream):
+        forward, session_reads = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+
+        async def pump() -> None:
+            try:
+                async with forward:
+                    async for item in read_stream:
+                        await forward.send(item)
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                pass
+            finally:
+                ended.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump)
+            try:
+                yield session_reads, write_stream
+            finally:
+                session_reads.close()
+                tg.cancel_scope.cancel()

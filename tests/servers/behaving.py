@@ -1,0 +1,236 @@
+"""A real MCP server that behaves, or misbehaves, as its flags say. Used by the tests.
+
+Run it as ``python tests/servers/behaving.py [options]``; ``--help`` lists the flags and
+``tests/servers/README.md`` describes each misbehaviour and exactly when it triggers.
+
+Start-up misbehaviours (pidfile, SIGTERM, slow start, crash, hang) run before the MCP
+SDK is imported: the import costs most of the spawn time, and a crashing or hanging
+server should fail fast and cheaply, as a real one missing a dependency would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+    from mcp.server.mcpserver import MCPServer
+
+__all__ = ["main", "parse_args"]
+
+TRANSPORTS = ("stdio", "streamable-http", "sse")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# What a real server missing a dependency prints before it dies.
+_FAKE_TRACEBACK = """\
+Traceback (most recent call last):
+  File "{script}", line 42, in <module>
+    from fancy_dependency import FancyClient
+ModuleNotFoundError: No module named 'fancy_dependency'
+"""
+
+# Lines some servers print to stdout by mistake; none of them is JSON-RPC.
+_GARBAGE_LINES = (
+    "Starting behaving MCP server...",
+    "DEBUG: loaded configuration from /etc/behaving.toml",
+    "=== ready ===",
+)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; every misbehaviour is off by default."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--transport", choices=TRANSPORTS, default="stdio")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--json-response", action="store_true", help="streamable-http: JSON bodies, not SSE")
+    p.add_argument("--name", default="behaving", help="server name reported in serverInfo")
+    p.add_argument("--log-level", choices=LOG_LEVELS, default="WARNING", help="SDK and uvicorn logs (stderr)")
+    p.add_argument("--extra-tools", type=int, default=0, metavar="N", help="add tools tool_0 .. tool_{N-1}")
+    p.add_argument("--pidfile", metavar="PATH", help="write the pid here at start (atomically)")
+    p.add_argument("--ignore-sigterm", action="store_true", help="ignore SIGTERM (SIGKILL still works)")
+    p.add_argument("--slow-start", type=float, default=0.0, metavar="SECONDS", help="sleep first, then start")
+    p.add_argument("--crash-at-start", action="store_true", help="print a traceback to stderr and exit")
+    p.add_argument("--exit-code", type=int, default=1, help="exit code of every crash (default 1)")
+    p.add_argument("--hang-at-initialize", action="store_true", help="stay alive, never answer anything")
+    p.add_argument("--garbage-stdout", action="store_true", help="print non-JSON lines to stdout first")
+    p.add_argument("--crash-after-calls", type=int, metavar="N", help="die when call N+1 arrives")
+    p.add_argument("--hang-after-calls", type=int, metavar="N", help="hang once N calls are answered")
+    args = p.parse_args(argv)
+    for flag in ("extra_tools", "crash_after_calls", "hang_after_calls"):
+        value = getattr(args, flag)
+        if value is not None and value < 0:
+            p.error(f"--{flag.replace('_', '-')} must be >= 0")
+    return args
+
+
+def write_pidfile(path: str) -> None:
+    """Write our pid so that a reader never sees a half-written file."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    os.replace(tmp, path)
+
+
+def crash_at_start(code: int) -> NoReturn:
+    sys.stderr.write(_FAKE_TRACEBACK.format(script=os.path.abspath(__file__)))
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+def hang_at_initialize(args: argparse.Namespace) -> NoReturn:
+    """Stay alive and answer nothing: the client's initialize goes unanswered."""
+    if args.transport != "stdio":
+        # Listen but never accept: connections complete in the kernel backlog and then
+        # wait forever, as with a hung server (a closed port would look like a dead one).
+        import socket
+
+        sock = socket.create_server((args.host, args.port), reuse_port=False)
+        sock.listen(128)
+    block_forever()
+
+
+def block_forever() -> NoReturn:
+    # time.sleep, not an await: a blocked event loop answers nothing, pings included.
+    while True:
+        time.sleep(3600)
+
+
+class Misbehaviour:
+    """Server middleware that counts tool calls and crashes or hangs on cue.
+
+    It sees every inbound message (``initialize``, ``ping``, ``tools/call``, notifications).
+    """
+
+    def __init__(self, crash_after_calls: int | None, hang_after_calls: int | None, exit_code: int) -> None:
+        self.crash_after_calls = crash_after_calls
+        self.hang_after_calls = hang_after_calls
+        self.exit_code = exit_code
+        self.calls_arrived = 0
+        self.calls_answered = 0
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if self.hang_after_calls is not None and self.calls_answered >= self.hang_after_calls:
+            done = self.calls_answered
+            sys.stderr.write(f"behaving: hanging after {done} tool calls ({ctx.method} unanswered)\n")
+            sys.stderr.flush()
+            block_forever()
+        if ctx.method != "tools/call":
+            return await call_next(ctx)
+        self.calls_arrived += 1
+        if self.crash_after_calls is not None and self.calls_arrived > self.crash_after_calls:
+            n, code = self.calls_arrived, self.exit_code
+            sys.stderr.write(f"behaving: crashing on tool call {n} (exit {code})\n")
+            sys.stderr.flush()
+            # os._exit: no cleanup, no flush of anything still queued, like a real crash.
+            os._exit(code)
+        try:
+            return await call_next(ctx)
+        finally:
+            self.calls_answered += 1
+
+
+def build_server(args: argparse.Namespace) -> MCPServer[Any]:
+    """The SDK import lives here: everything before it runs without paying for it."""
+    import anyio
+    from mcp.server.mcpserver import MCPServer
+
+    misbehaviour = Misbehaviour(args.crash_after_calls, args.hang_after_calls, args.exit_code)
+    server: MCPServer[Any] = MCPServer(
+        name=args.name, version="1.0.0", log_level=args.log_level, middleware=[misbehaviour]
+    )
+
+    @server.tool()
+    def echo(text: str) -> str:
+        """Return the text unchanged."""
+        return text
+
+    @server.tool()
+    def add(a: int, b: int) -> int:
+        """Return a + b."""
+        return a + b
+
+    @server.tool()
+    async def sleep(seconds: float) -> str:
+        """Sleep without blocking other requests, then answer."""
+        await anyio.sleep(seconds)
+        return f"slept {seconds}s"
+
+    @server.tool()
+    def pid() -> int:
+        """Return the server's process id."""
+        return os.getpid()
+
+    for i in range(args.extra_tools):
+        server.add_tool(_extra_tool(i), name=f"tool_{i}", description=f"Extra tool number {i}.")
+    return server
+
+
+def _extra_tool(i: int) -> Any:
+    def extra() -> str:
+        return f"tool_{i}"
+
+    return extra
+
+
+def serve_http(server: MCPServer[Any], args: argparse.Namespace) -> None:
+    """Run uvicorn ourselves: MCPServer.run would replace our SIGTERM disposition."""
+    import anyio
+    import uvicorn
+
+    if args.transport == "sse":
+        app = server.sse_app(host=args.host)
+    else:
+        app = server.streamable_http_app(json_response=args.json_response, host=args.host)
+
+    ignore_sigterm = args.ignore_sigterm
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if ignore_sigterm and sig == signal.SIGTERM:
+                return
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level.lower(),
+        # Open SSE streams would otherwise hold a SIGTERM'd server up indefinitely.
+        timeout_graceful_shutdown=2,
+    )
+    anyio.run(Server(config).serve)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.pidfile:
+        write_pidfile(args.pidfile)
+    if args.ignore_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if args.slow_start > 0:
+        time.sleep(args.slow_start)
+    if args.crash_at_start:
+        crash_at_start(args.exit_code)
+    if args.hang_at_initialize:
+        hang_at_initialize(args)
+
+    server = build_server(args)
+    if args.transport == "stdio":
+        if args.garbage_stdout:
+            sys.stdout.write("".join(line + "\n" for line in _GARBAGE_LINES))
+            sys.stdout.flush()
+        server.run("stdio")
+    else:
+        serve_http(server, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
