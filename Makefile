@@ -1,0 +1,43 @@
+# `make run` and `make test` work from a fresh clone: they build what they need first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+NPM_CACHE := .cache/npm
+# Reference MCP servers nobody here wrote, pinned; installed into a cache folder so tests
+# run them with node and never fetch anything at test time.
+NPM_SERVERS := @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31
+DEMO_HTTP_PORT := 8765
+
+.PHONY: run test lint unit integration bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+$(NPM_CACHE)/.installed: Makefile
+	mkdir -p $(NPM_CACHE)
+	npm install --prefix $(NPM_CACHE) --no-audit --no-fund --no-package-lock --loglevel=error $(NPM_SERVERS)
+	touch $@
+
+run: $(BIN)/.installed
+	@PATH="$(CURDIR)/$(BIN):$$PATH" sh -c '\
+	  python examples/servers/demo_server.py --transport streamable-http --port $(DEMO_HTTP_PORT) & demo=$$!; \
+	  trap "kill $$demo 2>/dev/null" EXIT INT TERM; \
+	  mcp-sidecar run -c examples/demo.yaml --log-format text'
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+
+test: $(BIN)/.installed $(NPM_CACHE)/.installed lint
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -p no:cacheprovider --durations=15
+
+unit: $(BIN)/.installed
+	$(BIN)/pytest -q tests/unit
+
+bench: $(BIN)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .cache

@@ -1,0 +1,163 @@
+"""`mcp-sidecar run | check | status | --version`.
+
+Exit codes: 0 clean shutdown or valid config; 1 startup failed (`strict`) or the
+sidecar is unreachable; 2 bad config or bad usage, with nothing started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from importlib.metadata import version
+from typing import Any
+
+import anyio
+
+from . import __version__
+from .config import ConfigError, SidecarConfig, load_config
+from .errors import StartupError
+from .logs import format_json, format_text, write_events
+from .manager import MCPServerManager
+from .ops import serve_ops
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mcp-sidecar", description="Supervises an agent's MCP servers.")
+    parser.add_argument(
+        "--version", action="version", version=f"mcp-sidecar {__version__} (mcp {version('mcp')})"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="connect to the configured servers and keep them connected")
+    run.add_argument("-c", "--config", required=True, help="YAML config, or an mcpServers JSON file")
+    run.add_argument("--log-format", choices=("json", "text"), default="json", help="lifecycle log lines")
+
+    check = commands.add_parser("check", help="validate a config file and exit")
+    check.add_argument("-c", "--config", required=True)
+
+    status = commands.add_parser("status", help="print the servers of a running sidecar")
+    status.add_argument("--url", default="http://127.0.0.1:9464", help="the sidecar's ops address")
+    status.add_argument("--json", action="store_true", help="print the raw /health/mcp document")
+    return parser
+
+
+def _load(path: str) -> SidecarConfig | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def _check(path: str) -> int:
+    config = _load(path)
+    if config is None:
+        return EXIT_USAGE
+    print(f"{path}: ok, {len(config.servers)} servers")
+    return EXIT_OK
+
+
+async def _serve(config: SidecarConfig, log_format: str) -> int:
+    manager = MCPServerManager(config)
+    subscription = manager.subscribe(max_buffer=10_000)
+    formatter = format_json if log_format == "json" else format_text
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(write_events, subscription, formatter)
+        try:
+            async with manager, serve_ops(manager, config.sidecar.listen):
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for _ in signals:
+                        break  # leaving the `async with` stops every server within its budget
+        except StartupError as exc:
+            print(f"mcp-sidecar: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        except OSError as exc:  # the ops port is taken, most often
+            print(f"mcp-sidecar: cannot listen on {config.sidecar.listen}: {exc.strerror}", file=sys.stderr)
+            return EXIT_FAILED
+    return EXIT_OK
+
+
+def _run(path: str, log_format: str) -> int:
+    config = _load(path)
+    if config is None:
+        return EXIT_USAGE
+    return anyio.run(_serve, config, log_format)
+
+
+def _fetch_health(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url.rstrip("/") + "/health/mcp", timeout=5) as response:
+        return json.load(response)
+
+
+def _age(since: float | None) -> str:
+    if not since:
+        return "-"
+    seconds = max(0, int(time.time() - since))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+def status_table(document: dict[str, Any]) -> str:
+    """The `/health/mcp` document as a table a person can read at a glance."""
+    header = ("SERVER", "STATE", "CRITICALITY", "TRANSPORT", "FOR", "TOOLS", "RECONNECTS", "LAST ERROR")
+    rows = [header]
+    for server in document.get("servers", []):
+        rows.append(
+            (
+                server["name"],
+                server["state"],
+                server["criticality"],
+                server["transport"],
+                _age(server.get("since")),
+                str(len(server.get("tools") or [])),
+                str(server.get("reconnect_attempts", 0)),
+                (server.get("last_error") or "-")[:80],
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1]
+        for row in rows
+    ]
+    summary = (
+        f"{document.get('status', '?')}: {document.get('active_count', 0)}/{document.get('total', 0)} active"
+    )
+    return "\n".join([summary, *lines])
+
+
+def _status(url: str, raw: bool) -> int:
+    try:
+        document = _fetch_health(url)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"mcp-sidecar: cannot read {url}/health/mcp: {reason}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(document, indent=2) if raw else status_table(document))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check":
+        return _check(args.config)
+    if args.command == "status":
+        return _status(args.url, args.json)
+    return _run(args.config, args.log_format)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

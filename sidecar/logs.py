@@ -1,0 +1,84 @@
+"""Lifecycle events as log lines on stderr: JSON for machines (the default), text for people.
+
+One line per lifecycle event. Passing health probes are not logged: a line per second
+per server is noise, and the metrics carry them. Errors in events are already
+redacted by the supervisor.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any, TextIO
+
+from .events import HealthCheckPassed, LifecycleEvent, Subscription
+
+__all__ = ["event_record", "format_json", "format_text", "write_events"]
+
+_WARNINGS = {"connect_failed", "health_check_failed", "lost", "reconnect_scheduled"}
+_ERRORS = {"gave_up", "dropped"}
+_COMMON = {"server", "transport", "criticality", "state", "previous", "ts"}
+
+
+def _level(event: LifecycleEvent) -> str:
+    if event.kind in _ERRORS:
+        return "error"
+    if event.kind in _WARNINGS:
+        return "warning"
+    return "info"
+
+
+def event_record(event: LifecycleEvent) -> dict[str, Any]:
+    """The event as a flat JSON-ready mapping: `ts`, `level`, `event`, `server`, then its details."""
+    record: dict[str, Any] = {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(event.ts)) + f".{int(event.ts % 1 * 1000):03d}Z",
+        "level": _level(event),
+        "event": event.kind,
+        "server": event.server,
+        "transport": event.transport,
+        "criticality": event.criticality,
+        "state": event.state.value,
+    }
+    if event.transition:
+        record["previous"] = event.previous.value
+    for field in fields(event):
+        if field.name in _COMMON:
+            continue
+        value = getattr(event, field.name)
+        if field.name in ("duration", "delay", "connected_for"):
+            record[f"{field.name}_ms"] = round(value * 1000, 1)
+        elif isinstance(value, tuple):
+            record[field.name] = list(value)
+        elif value is not None:
+            record[field.name] = value
+    return record
+
+
+def format_json(event: LifecycleEvent) -> str:
+    return json.dumps(event_record(event), separators=(",", ":"))
+
+
+def format_text(event: LifecycleEvent) -> str:
+    record = event_record(event)
+    head = f"{record.pop('ts')} {record.pop('level').upper():7} {record.pop('server')}: {record.pop('event')}"
+    for key in ("transport", "criticality", "tools"):
+        record.pop(key, None)
+    detail = " ".join(f"{key}={value}" for key, value in record.items())
+    return f"{head} {detail}"
+
+
+async def write_events(
+    subscription: Subscription,
+    formatter: Callable[[LifecycleEvent], str] = format_json,
+    stream: TextIO | None = None,
+) -> None:
+    """Write one line per event until the subscription ends."""
+    out = stream or sys.stderr
+    async for event in subscription:
+        if isinstance(event, HealthCheckPassed):
+            continue
+        out.write(formatter(event) + "\n")
+        out.flush()
