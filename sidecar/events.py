@@ -56,14 +56,15 @@ class LifecycleEvent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Connecting(LifecycleEvent):
-    """The first connect attempt since start (later ones are `ReconnectAttempt`)."""
+    """The first connect attempt since start (attempt 0; later ones are `ReconnectAttempt`)."""
 
     kind: ClassVar[str] = "connecting"
-    attempt: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReconnectAttempt(LifecycleEvent):
+    """Reconnect attempt `attempt` (1-based, counted per outage) starts now."""
+
     kind: ClassVar[str] = "reconnect_attempt"
     attempt: int
 
@@ -73,7 +74,7 @@ class Connected(LifecycleEvent):
     """Transport open, handshake done, tools listed: the server serves calls now."""
 
     kind: ClassVar[str] = "connected"
-    attempt: int
+    attempt: int  # 0 for the first connect, else the reconnect attempt that succeeded
     duration: float
     protocol_version: str | None
     server_name: str | None

@@ -105,6 +105,7 @@ class Supervisor:
         self._attempt_completed = anyio.Event()
         self._previous_state = _S.CONNECTING  # the state the next event reports as `previous`
         self._active_since = 0.0  # monotonic, for `Lost.connected_for`
+        self._attempt_number = 0  # of the attempt under way, for its events
 
     # -- what others may read -------------------------------------------------------------
 
@@ -188,19 +189,21 @@ class Supervisor:
 
     async def _lifecycle(self) -> None:
         failed_reconnects = 0  # in the current outage
-        attempt_kind: type[Connecting] | type[ReconnectAttempt] = Connecting
+        initial = True
         while not self._stopping:
-            if attempt_kind is Connecting:
-                self._emit(Connecting, attempt=1)
+            # Attempt 0 is the first connect; reconnect attempts count from 1 in each outage.
+            self._attempt_number = 0 if initial else failed_reconnects + 1
+            if initial:
+                self._emit(Connecting)
             else:
                 self._change(_S.RECONNECTING, reconnect_attempts=self._status.reconnect_attempts + 1)
-                self._emit(ReconnectAttempt, attempt=failed_reconnects + 1)
+                self._emit(ReconnectAttempt, attempt=self._attempt_number)
             was_active = await self._attempt()
             if was_active:
                 failed_reconnects = 0
-            elif attempt_kind is ReconnectAttempt:
+            elif not initial:
                 failed_reconnects += 1
-            attempt_kind = ReconnectAttempt
+            initial = False
             if self._stopping:
                 return
             command, self._command = self._command, None
@@ -417,7 +420,7 @@ class Supervisor:
         self._active_since = anyio.current_time()
         self._emit(
             Connected,
-            attempt=self._status.reconnect_attempts,
+            attempt=self._attempt_number,
             duration=duration,
             protocol_version=connection.protocol_version,
             server_name=self._status.server_name,
@@ -454,7 +457,7 @@ class Supervisor:
         self._change(_S.RECONNECTING, last_error=error, last_error_type=error_type, pid=None)
         self._emit(
             ConnectFailed,
-            attempt=self._status.reconnect_attempts,
+            attempt=self._attempt_number,
             duration=anyio.current_time() - started,
             error=error,
             error_type=error_type,
