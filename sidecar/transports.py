@@ -9,9 +9,12 @@ stopped child). The wire format is the same: one JSON-RPC message per line.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import signal
 import subprocess
+import sys
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -33,6 +36,7 @@ _STDERR_TAIL_LINES = 20
 _STDERR_LINE_MAX = 500
 _MAX_LINE_BYTES = 64 * 1024 * 1024  # a child that never writes a newline cannot exhaust memory
 _EXIT_POLL = 0.002
+_SETPRIV = shutil.which("setpriv")
 _HTTP_READ_TIMEOUT = 300.0  # SSE streams idle legitimately; dead peers are caught by probes instead
 
 
@@ -86,6 +90,24 @@ class ChildProcess:
             os.killpg(self.pid, sig)
 
 
+def _argv(command: str, args: Sequence[str], path: str | None, cwd: str | None) -> list[str]:
+    """The command line to spawn: the resolved command, wrapped so it dies with the sidecar.
+
+    `setpriv --pdeathsig KILL` (util-linux) makes the kernel kill the child if the
+    sidecar itself is killed outright (OOM, SIGKILL), when no shutdown code runs; it then
+    execs the server, so the pid we see is the server's. Resolving first keeps "command
+    not found" our own error rather than setpriv's exit code.
+    """
+    if os.sep in command and cwd and not os.path.isabs(command):
+        command = os.path.join(cwd, command)
+    resolved = shutil.which(command, path=path)
+    if resolved is None:
+        raise FileNotFoundError(errno.ENOENT, "command not found", command)
+    if sys.platform == "linux" and _SETPRIV is not None:
+        return [_SETPRIV, "--pdeathsig", "KILL", "--", resolved, *args]
+    return [resolved, *args]
+
+
 def _parse_line(line: bytes) -> SessionMessage | Exception:
     try:
         return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
@@ -109,12 +131,13 @@ async def stdio_transport(
     SIGCONT, so a stopped child can act on it), then SIGKILL; the group is killed last
     so no grandchild survives. This runs shielded: cancelling the caller cannot leak it.
     """
+    child_env = get_default_environment() | dict(env)
     process = await anyio.open_process(
-        [command, *args],
+        _argv(command, args, child_env.get("PATH"), cwd),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=get_default_environment() | dict(env),
+        env=child_env,
         cwd=cwd,
         start_new_session=True,
     )

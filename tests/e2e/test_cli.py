@@ -234,3 +234,22 @@ def test_status_says_when_no_sidecar_answers() -> None:
     assert result.returncode == 1
     assert "cannot read" in result.stderr
     assert os.linesep not in result.stderr.strip()
+
+
+def test_servers_die_with_a_sidecar_killed_outright(
+    tmp_path: Path, sidecar_process: list[subprocess.Popen[str]]
+) -> None:
+    """SIGKILL runs no shutdown code; the kernel's parent-death signal still takes the child."""
+    pidfile = tmp_path / "deaf.pid"
+    # Hung at initialize: it never reads stdin, so it would not notice the pipe closing.
+    config = write_config(tmp_path, free_port(), stdio_server("deaf", pidfile, "--hang-at-initialize"))
+    process = start(config, sidecar_process)
+    pid = wait_for(lambda: pidfile.exists() and int(pidfile.read_text()), 30, "the server's pidfile")
+    assert alive(pid)
+    process.kill()
+    process.wait(5)
+    try:
+        wait_for(lambda: not alive(pid), 5, f"server {pid} to die with the sidecar")
+    finally:
+        if alive(pid):  # the test's own orphan: do not leave it behind when the test fails
+            os.kill(pid, signal.SIGKILL)
