@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,8 +30,11 @@ def backoff_delay(policy: BackoffPolicy, attempt: int, rand: Callable[[], float]
     """
     if attempt < 1:
         raise ValueError("attempt is 1-based")
-    # Exponent capped so a server retried forever never overflows the float.
-    ceiling = min(policy.maximum, policy.initial * policy.multiplier ** min(attempt - 1, 1000))
+    try:
+        growth = policy.multiplier ** (attempt - 1)
+    except OverflowError:  # a server retried forever must not crash its supervisor
+        growth = math.inf
+    ceiling = min(policy.maximum, policy.initial * growth)
     return ceiling * (1.0 - policy.jitter * rand())
 
 

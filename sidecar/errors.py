@@ -80,11 +80,8 @@ def leaf_exceptions(exc: BaseException) -> list[BaseException]:
 def _most_telling(exc: BaseException) -> BaseException:
     """The leaf that explains a group best: a real error before cancellation noise."""
     leaves = leaf_exceptions(exc)
-    cancelled = anyio.get_cancelled_exc_class()
-    for leaf in leaves:
-        if not isinstance(leaf, cancelled | GeneratorExit):
-            return leaf
-    return leaves[0]
+    # Cancellation and GeneratorExit are BaseExceptions: any Exception says more.
+    return next((leaf for leaf in leaves if isinstance(leaf, Exception)), leaves[0])
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
