@@ -36,6 +36,7 @@ _STDERR_TAIL_LINES = 20
 _STDERR_LINE_MAX = 500
 _MAX_LINE_BYTES = 64 * 1024 * 1024  # a child that never writes a newline cannot exhaust memory
 _EXIT_POLL = 0.002
+_DRAIN_AFTER_EXIT = 0.02  # for stdout's last bytes after the process is gone
 _SETPRIV = shutil.which("setpriv")
 _HTTP_READ_TIMEOUT = 300.0  # SSE streams idle legitimately; dead peers are caught by probes instead
 
@@ -49,15 +50,34 @@ class ChildProcess:
         self.stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
         self.stderr_closed = anyio.Event()
         self.stdout_eof = anyio.Event()  # the child closed its stdout (exited, usually)
+        self.exited = anyio.Event()  # the kernel says the process is gone, pipes or not
         self.stopped_by_us = False  # we closed or signalled it before it went away by itself
 
     @property
     def returncode(self) -> int | None:
         return self._process.returncode
 
+    async def watch_exit(self) -> None:
+        """Set `exited` when the process ends, even while a grandchild keeps its pipes open.
+
+        `Process.wait()` also waits for pipe EOF, so it cannot tell; a pidfd (Linux >= 5.3)
+        turns readable at exit. Elsewhere the returncode, set once asyncio reaps, is polled.
+        """
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):  # not Linux, or already reaped
+            while self._process.returncode is None:
+                await anyio.sleep(_EXIT_POLL * 10)
+        else:
+            try:
+                await anyio.wait_readable(pidfd)
+            finally:
+                os.close(pidfd)
+        self.exited.set()
+
     async def wait_exit(self, timeout: float) -> bool:
-        """Whether the child has exited within `timeout`. Polls: `Process.wait()` also waits
-        for pipe EOF, which a grandchild holding the pipe would delay forever."""
+        """Whether the child has exited and been reaped within `timeout`. Polls the returncode,
+        which asyncio sets at reaping: this also runs after `watch_exit` has been cancelled."""
         with anyio.move_on_after(timeout):
             while self._process.returncode is None:
                 await anyio.sleep(_EXIT_POLL)
@@ -149,9 +169,11 @@ async def stdio_transport(
     to_session, session_reads = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     session_writes, from_session = anyio.create_memory_object_stream[SessionMessage](0)
 
+    stdout_scope = anyio.CancelScope()
+
     async def read_stdout() -> None:
         buffer = b""
-        async with to_session:
+        with stdout_scope, to_session:
             try:
                 while True:
                     buffer += await stdout.receive()
@@ -181,6 +203,14 @@ async def stdio_transport(
         finally:
             child.stderr_closed.set()
 
+    async def end_session_at_exit() -> None:
+        # A grandchild holding stdout would hide the death until the next write; the
+        # session ends at exit instead, once whatever the child wrote last is read.
+        await child.exited.wait()
+        with anyio.move_on_after(_DRAIN_AFTER_EXIT):
+            await child.stdout_eof.wait()
+        stdout_scope.cancel()
+
     async def write_stdin() -> None:
         async with from_session:
             try:
@@ -191,7 +221,9 @@ async def stdio_transport(
                 await to_session.aclose()  # the child stopped reading: end the session's stream too
 
     async with anyio.create_task_group() as tg:
+        tg.start_soon(child.watch_exit)
         tg.start_soon(read_stdout)
+        tg.start_soon(end_session_at_exit)
         tg.start_soon(read_stderr)
         tg.start_soon(write_stdin)
         graceful = True
@@ -220,7 +252,7 @@ async def _stop_child(child: ChildProcess, stdin: Any, budget: float, graceful: 
     Not `graceful` (an abandoned connect, a cancelled caller): SIGKILL at once.
     """
     # A child that closed stdout first went away by itself; its exit status is its own story.
-    child.stopped_by_us = not child.stdout_eof.is_set() and child.returncode is None
+    child.stopped_by_us = not (child.stdout_eof.is_set() or child.exited.is_set())
     if not graceful:
         child.signal_group(signal.SIGKILL)
         await child.wait_exit(max(budget * 0.2, 0.1))
