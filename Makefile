@@ -8,7 +8,7 @@ NPM_CACHE := .cache/npm
 NPM_SERVERS := @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31
 DEMO_HTTP_PORT := 8765
 
-.PHONY: run test lint unit integration bench clean
+.PHONY: run test lint unit integration bench bench-baseline clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,13 @@ test: $(BIN)/.installed $(NPM_CACHE)/.installed lint
 unit: $(BIN)/.installed
 	$(BIN)/pytest -q tests/unit
 
-bench: $(BIN)/.installed
+bench: $(BIN)/.installed $(NPM_CACHE)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run_all.py
+
+# The OpenAI Agents SDK's manager, in its own venv (it pins its own mcp), for side-by-side rows.
+bench-baseline:
+	python3 -m venv .cache/bench-baseline
+	.cache/bench-baseline/bin/pip install -q "openai-agents==0.24.0"
 
 clean:
 	rm -rf $(VENV) .cache

@@ -345,9 +345,13 @@ class Supervisor:
     async def _probe_loop(self, connection: Connection, finish: Callable[[_Loss | None], None]) -> None:
         health = self.config.health
         failures = 0
+        # Fixed rate: a probe starts every `interval`, however long the last one took, so a
+        # hung server is judged within threshold x interval + timeout of its last answer.
+        next_probe = anyio.current_time() + health.interval
         while True:
-            await anyio.sleep(health.interval)
+            await anyio.sleep_until(next_probe)
             started = anyio.current_time()
+            next_probe = max(next_probe + health.interval, started + health.timeout)
             try:
                 with anyio.fail_after(health.timeout):
                     await connection.probe()

@@ -1,0 +1,180 @@
+"""Run every benchmark, each in its own process with a deadline, and print one table.
+
+    python benchmarks/run_all.py                 # all (about 4-5 minutes on 2 cores)
+    python benchmarks/run_all.py kill_latency soak
+    python benchmarks/run_all.py --json results.json
+
+Each benchmark is `benchmarks/bench_manager.py NAME` in a fresh interpreter (so fd, task
+and child-process counts are its own), in its own process group, killed if it overruns.
+Exit status: 0 when every claim with a verdict was met, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent / "bench_manager.py"
+REPO = BENCH.parent.parent
+
+# name -> deadline (s). The baseline runs inside `ready` when .cache/bench-baseline exists.
+BENCHMARKS = {
+    "ready": 200,
+    "ready_sdk": 60,
+    "die_after_connect": 60,
+    "kill_latency": 90,
+    "stop_detection": 90,
+    "http_restart": 60,
+    "cli_shutdown": 150,
+    "soak": 90,
+}
+TOTAL_BUDGET = 480.0  # past this, remaining benchmarks are skipped
+
+
+def machine() -> dict[str, str]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mcp = version("mcp")
+    except PackageNotFoundError:
+        mcp = "?"
+    return {
+        "date": datetime.date.today().isoformat(),
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "mcp": mcp,
+        "kernel": platform.release(),
+    }
+
+
+def load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def run_one(name: str, deadline: float) -> tuple[list[dict[str, Any]], float, str | None]:
+    """(rows, seconds, error) of one benchmark, its output echoed as it comes."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-u", str(BENCH), name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        start_new_session=True,
+    )
+    rows: list[dict[str, Any]] = []
+    error = None
+    assert process.stdout is not None
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            while True:
+                left = deadline - (time.perf_counter() - started)
+                if left <= 0:
+                    raise TimeoutError
+                if not selector.select(timeout=min(left, 1.0)):
+                    continue
+                line = process.stdout.readline()
+                if not line:
+                    break
+                if line.startswith("RESULT "):
+                    rows = json.loads(line[len("RESULT ") :])["rows"]
+                else:
+                    print(line, end="", flush=True)
+        code = process.wait(timeout=max(1.0, deadline - (time.perf_counter() - started)))
+        if code != 0:
+            error = f"exited with code {code}"
+    except (TimeoutError, subprocess.TimeoutExpired):
+        error = f"did not finish within {deadline:g} s; killed"
+        os.killpg(process.pid, signal.SIGKILL)  # its own group: the benchmark and what it started
+        process.wait()
+    return rows, time.perf_counter() - started, error
+
+
+def verdict(ok: bool | None) -> str:
+    return "-" if ok is None else "met" if ok else "NOT MET"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| # | claim | bound | measured | verdict |", "| --- | --- | --- | --- | --- |"]
+    for r in rows:
+        cells = [r["bench"], r["claim"], r["bound"], r["measured"], verdict(r["ok"])]
+        lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
+    parser.add_argument("--json", metavar="PATH", help="also write every row, with its raw data, here")
+    args = parser.parse_args()
+    names = args.names or list(BENCHMARKS)
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    info = machine()
+    print(
+        f"mcp-sidecar benchmarks, {info['date']}: {info['nproc']} x {info['cpu']}, Python {info['python']}, "
+        f"mcp {info['mcp']}, kernel {info['kernel']}; load average before: {load()}",
+        flush=True,
+    )
+    started = time.perf_counter()
+    all_rows: list[dict[str, Any]] = []
+    timings: dict[str, float] = {}
+    for name in names:
+        remaining = TOTAL_BUDGET - (time.perf_counter() - started)
+        if remaining < 10:
+            all_rows.append(row_error(name, "skipped: the total time budget is spent"))
+            continue
+        print(f"\n== {name}", flush=True)
+        rows, seconds, error = run_one(name, min(BENCHMARKS[name], remaining))
+        timings[name] = seconds
+        all_rows.extend(rows)
+        if error is not None:
+            all_rows.append(row_error(name, error))
+        print(f"   ({seconds:.1f} s)", flush=True)
+    total = time.perf_counter() - started
+    print(f"\n{table(all_rows)}\n")
+    print(f"total {total:.0f} s; per benchmark: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
+    print(f"load average after: {load()}")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"machine": info, "total": total, "timings": timings, "rows": all_rows}, indent=1)
+        )
+    return 0 if all(r["ok"] is not False for r in all_rows) else 1
+
+
+def row_error(name: str, error: str) -> dict[str, Any]:
+    return {
+        "bench": name,
+        "claim": f"benchmark {name}",
+        "bound": "-",
+        "measured": error,
+        "ok": False,
+        "data": {},
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
