@@ -22,9 +22,9 @@ import anyio
 from . import __version__
 from .config import ConfigError, SidecarConfig, load_config
 from .errors import StartupError
-from .logs import format_json, format_text, write_events
 from .manager import MCPServerManager
-from .ops import serve_ops
+from .telemetry.logs import format_json, format_text, write_events
+from .web.ops import serve_ops
 
 __all__ = ["main"]
 

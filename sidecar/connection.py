@@ -9,6 +9,7 @@ Deadlines are the caller's: nothing here waits without one being set around it.
 from __future__ import annotations
 
 import importlib.metadata
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,9 +20,10 @@ from mcp import Client
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from .config import ServerConfig
+from .events import Phase
 from .transports import ChildProcess, http_transport, sse_transport, stdio_transport, watch_end
 
-__all__ = ["Connection", "open_connection"]
+__all__ = ["Connection", "PhaseClock", "open_connection"]
 
 _MAX_TOOL_PAGES = 100  # a server that paginates forever cannot hang a listing
 _CLIENT_INFO = types.Implementation(name="mcp-sidecar", version=importlib.metadata.version("mcp-sidecar"))
@@ -77,6 +79,30 @@ class Connection:
         return await self.client.call_tool(name, arguments, meta=meta)  # type: ignore[arg-type]
 
 
+class PhaseClock:
+    """Times the client calls of one connect attempt, for traces: which ran, and which failed."""
+
+    def __init__(self) -> None:
+        self._done: list[Phase] = []
+        self._running: tuple[str, float] | None = None
+
+    def start(self, name: str) -> None:
+        self._running = (name, time.time())
+
+    def end(self, name: str | None = None) -> None:
+        """End the running call; `name` corrects it once the era is known."""
+        if self._running is not None:
+            self._done.append(Phase(name or self._running[0], self._running[1], time.time()))
+            self._running = None
+
+    def phases(self, error_type: str | None = None) -> tuple[Phase, ...]:
+        """The calls so far; with `error_type`, the running one too, as the one that failed."""
+        if error_type is None or self._running is None:
+            return tuple(self._done)
+        name, started = self._running
+        return (*self._done, Phase(name, started, time.time(), error_type))
+
+
 @asynccontextmanager
 async def open_connection(
     config: ServerConfig,
@@ -84,6 +110,7 @@ async def open_connection(
     close_timeout: float,
     on_tools_changed: Callable[[], None],
     on_spawn: Callable[[ChildProcess], None],
+    clock: PhaseClock | None = None,
 ) -> AsyncIterator[Connection]:
     """Open the transport, negotiate the protocol era, list tools; close it all on exit.
 
@@ -127,7 +154,13 @@ async def open_connection(
         client_info=_CLIENT_INFO,
         message_handler=on_message,
     )
+    clock = clock or PhaseClock()
+    # The handshake's name depends on the era, known only once it is done.
+    clock.start("server/discover" if config.protocol == "2026-07-28" else "initialize")
     async with client:
         connection = Connection(client, spawned[0] if spawned else None, ended)
+        clock.end("initialize" if connection.legacy else "server/discover")
+        clock.start("tools/list")
         await connection.refresh_tools()
+        clock.end()
         yield connection

@@ -28,6 +28,7 @@ __all__ = [
     "HealthCheckPassed",
     "LifecycleEvent",
     "Lost",
+    "Phase",
     "ReconnectAttempt",
     "ReconnectScheduled",
     "Stopped",
@@ -52,6 +53,17 @@ class LifecycleEvent:
     def transition(self) -> bool:
         """True when this event changed the server's state."""
         return self.state is not self.previous
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """One MCP client call of a connect attempt (`initialize` or `server/discover`, then
+    `tools/list`), timed in unix seconds; `error_type` is set on the call that failed."""
+
+    name: str
+    started: float
+    ended: float
+    error_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +92,7 @@ class Connected(LifecycleEvent):
     server_name: str | None
     server_version: str | None
     tools: tuple[str, ...]
+    phases: tuple[Phase, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +102,7 @@ class ConnectFailed(LifecycleEvent):
     duration: float
     error: str
     error_type: str
+    phases: tuple[Phase, ...] = ()  # the calls that ran; the last one failed (none if spawning did)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

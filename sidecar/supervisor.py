@@ -18,7 +18,7 @@ import anyio
 
 from .backoff import BackoffPolicy, backoff_delay, gives_up
 from .config import ServerConfig
-from .connection import Connection, open_connection
+from .connection import Connection, PhaseClock, open_connection
 from .errors import describe_error, leaf_exceptions
 from .events import (
     Connected,
@@ -92,6 +92,7 @@ class Supervisor:
         )
         self._connection: Connection | None = None
         self._child: ChildProcess | None = None
+        self._clock = PhaseClock()  # times the client calls of the current connect attempt
         # Steering: flags plus one wake-up event, replaced after each wake.
         self._wake = anyio.Event()
         self._stopping = False
@@ -272,6 +273,7 @@ class Supervisor:
         was_active = False
         failure: BaseException | None = None
         self._child = None
+        self._clock = PhaseClock()
         with anyio.CancelScope(deadline=started + config.connect_timeout) as scope:
             self._attempt_scope = scope
             try:
@@ -280,6 +282,7 @@ class Supervisor:
                     close_timeout=self._close_timeout,
                     on_tools_changed=self._notice_tools_changed,
                     on_spawn=self._remember_child,
+                    clock=self._clock,
                 ) as connection:
                     scope.deadline = math.inf
                     was_active = True
@@ -430,6 +433,7 @@ class Supervisor:
             server_name=self._status.server_name,
             server_version=self._status.server_version,
             tools=tools,
+            phases=self._clock.phases(),
         )
 
     def _lost(self, loss: _Loss) -> None:
@@ -465,6 +469,7 @@ class Supervisor:
             duration=anyio.current_time() - started,
             error=error,
             error_type=error_type,
+            phases=self._clock.phases(error_type),
         )
 
     async def _child_exit(self) -> str | None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sidecar import MCPServerManager, parse_config
-from sidecar.logs import format_json, format_text
+from sidecar.telemetry.logs import format_json, format_text
 
 if TYPE_CHECKING:
     from conftest import EventLog, LeakGuard

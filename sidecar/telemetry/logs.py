@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Any, TextIO
 
-from .events import HealthCheckPassed, LifecycleEvent, Subscription
+from ..events import HealthCheckPassed, LifecycleEvent, Subscription
 
 __all__ = ["event_record", "format_json", "format_text", "write_events"]
 

@@ -12,8 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .manager import MCPServerManager
-from .state import ServerState, ServerStatus
+from ..manager import MCPServerManager
+from ..state import ServerState, ServerStatus
+from .status_page import render_status_page
 
 __all__ = ["build_app", "health_document", "serve_ops"]
 
@@ -82,12 +83,22 @@ async def _health(request: web.Request) -> web.Response:
     return web.json_response(health_document(request.app[MANAGER_KEY].statuses()))
 
 
+async def _status_page(request: web.Request) -> web.Response:
+    document = health_document(request.app[MANAGER_KEY].statuses())
+    return web.Response(
+        text=render_status_page(document),
+        content_type="text/html",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 def build_app(manager: MCPServerManager) -> web.Application:
     app = web.Application()
     app[MANAGER_KEY] = manager
     app.router.add_get("/livez", _livez)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/health/mcp", _health)
+    app.router.add_get("/", _status_page)
     return app
 
 

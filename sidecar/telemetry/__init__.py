@@ -1,0 +1,1 @@
+"""Views of the lifecycle: Prometheus metrics, OTLP traces, log lines."""

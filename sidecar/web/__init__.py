@@ -1,0 +1,1 @@
+"""The ops HTTP server: health endpoints, metrics, status page, admin."""
