@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+__all__ = ["render_status_page"]
+
 
 def render_status_page(document: dict[str, Any]) -> str:
     rows = "".join(

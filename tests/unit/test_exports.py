@@ -11,7 +11,12 @@ import pytest
 
 import sidecar
 
-MODULE_NAMES = sorted(m.name for m in pkgutil.iter_modules(sidecar.__path__) if m.name != "__main__")
+# Every module, in subpackages too ("telemetry.logs"); packages themselves only group modules.
+MODULE_NAMES = sorted(
+    m.name.removeprefix("sidecar.")
+    for m in pkgutil.walk_packages(sidecar.__path__, "sidecar.")
+    if not m.ispkg and not m.name.endswith("__main__")
+)
 
 
 def _public_names(package: ModuleType) -> list[str]:
