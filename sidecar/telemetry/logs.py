@@ -50,6 +50,8 @@ def event_record(event: LifecycleEvent) -> dict[str, Any]:
         value = getattr(event, field.name)
         if field.name in ("duration", "delay", "connected_for"):
             record[f"{field.name}_ms"] = round(value * 1000, 1)
+        elif field.name == "phases":  # per-call timings: the span has them in full
+            record["phases_ms"] = {p.name: round((p.ended - p.started) * 1000, 1) for p in value}
         elif isinstance(value, tuple):
             record[field.name] = list(value)
         elif value is not None:
