@@ -7,13 +7,15 @@ sidecar is unreachable; 2 bad config or bad usage, with nothing started.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import signal
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import version
 from typing import Any
 
@@ -23,8 +25,10 @@ from . import __version__
 from .config import ConfigError, SidecarConfig, load_config
 from .errors import StartupError
 from .manager import MCPServerManager
-from .telemetry.logs import format_json, format_text, write_events
-from .web.ops import serve_ops
+from .telemetry.logs import LogWriter, format_json, format_text
+from .telemetry.metrics import SidecarMetrics
+from .telemetry.views import feed_views
+from .web.ops import Admin, serve_ops
 
 __all__ = ["main"]
 
@@ -68,31 +72,55 @@ def _check(path: str) -> int:
     return EXIT_OK
 
 
-async def _serve(config: SidecarConfig, log_format: str) -> int:
+async def _serve(path: str, config: SidecarConfig, log_format: str) -> int:
     manager = MCPServerManager(config)
+    metrics = SidecarMetrics(manager.statuses)
+    log = LogWriter(format_json if log_format == "json" else format_text)
+    token_env = config.sidecar.admin_token_env
+
+    async def reload() -> dict[str, list[str]]:
+        return await manager.apply(load_config(path))
+
+    admin = Admin(
+        token=os.environ.get(token_env) or None if token_env else None, token_env=token_env, reload=reload
+    )
     subscription = manager.subscribe(max_buffer=10_000)
-    formatter = format_json if log_format == "json" else format_text
     async with anyio.create_task_group() as tg:
-        tg.start_soon(write_events, subscription, formatter)
+        tg.start_soon(functools.partial(feed_views, subscription, metrics=metrics, log=log))
         try:
-            async with manager, serve_ops(manager, config.sidecar.listen):
-                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                    async for _ in signals:
-                        break  # leaving the `async with` stops every server within its budget
+            # Ops first: /livez and /readyz answer (503, connecting) while servers connect.
+            async with serve_ops(manager, config.sidecar.listen, metrics, admin), manager:
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+                    async for signum in signals:
+                        if signum != signal.SIGHUP:
+                            break  # leaving the `async with` stops every server within its budget
+                        tg.start_soon(_reload_on_hangup, reload)
         except StartupError as exc:
             print(f"mcp-sidecar: {exc}", file=sys.stderr)
             return EXIT_FAILED
         except OSError as exc:  # the ops port is taken, most often
             print(f"mcp-sidecar: cannot listen on {config.sidecar.listen}: {exc.strerror}", file=sys.stderr)
             return EXIT_FAILED
+        finally:
+            subscription.close()
     return EXIT_OK
+
+
+async def _reload_on_hangup(reload: Callable[[], Awaitable[dict[str, list[str]]]]) -> None:
+    """SIGHUP reloads the config, as Prometheus does; a bad file changes nothing."""
+    try:
+        changes = await reload()
+        print(f"mcp-sidecar: reloaded: {json.dumps(changes)}", file=sys.stderr)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"mcp-sidecar: reload refused: {problem}", file=sys.stderr)
 
 
 def _run(path: str, log_format: str) -> int:
     config = _load(path)
     if config is None:
         return EXIT_USAGE
-    return anyio.run(_serve, config, log_format)
+    return anyio.run(_serve, path, config, log_format)
 
 
 def _fetch_health(url: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ __all__ = [
     "ReconnectScheduled",
     "Stopped",
     "Subscription",
+    "ToolCalled",
     "ToolsChanged",
 ]
 
@@ -165,6 +166,17 @@ class ToolsChanged(LifecycleEvent):
 
     kind: ClassVar[str] = "tools_changed"
     tools: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCalled(LifecycleEvent):
+    """A tool call through the manager ended: `error_type` None when it got a result
+    (a result with `is_error` set is `tool_error`). Frequent: views count it, logs skip it."""
+
+    kind: ClassVar[str] = "tool_called"
+    tool: str
+    duration: float
+    error_type: str | None
 
 
 class Subscription:

@@ -60,14 +60,14 @@ class MCPServerManager:
         self.startup_timeout = startup_timeout
         self.shutdown_timeout = 1.5 if shutdown_timeout is None else shutdown_timeout
         self._bus = EventBus()
-        secret_set = frozenset(secrets)
+        self._secrets = frozenset(secrets)
         self._supervisors: dict[str, Supervisor] = {
-            config.name: Supervisor(
-                config, self._bus, close_timeout=self.shutdown_timeout, secrets=secret_set
-            )
-            for config in configs
+            config.name: self._new_supervisor(config) for config in configs
         }
         self._task_group: TaskGroup | None = None
+
+    def _new_supervisor(self, config: ServerConfig) -> Supervisor:
+        return Supervisor(config, self._bus, close_timeout=self.shutdown_timeout, secrets=self._secrets)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -197,16 +197,26 @@ class MCPServerManager:
                 server, f"{status.state.value}" + (f" ({status.last_error})" if status.last_error else "")
             )
         deadline = supervisor.config.call_timeout if timeout is None else timeout
+        started = anyio.current_time()
+        error_type: str | None = None
         try:
             with anyio.fail_after(deadline):
-                return await connection.call_tool(tool, dict(arguments or {}), meta)
+                result = await connection.call_tool(tool, dict(arguments or {}), meta)
+            error_type = "tool_error" if result.is_error else None
+            return result
         except TimeoutError as exc:
+            error_type = "timeout"
             raise ToolCallTimeout(server, tool, "timeout", f"no answer within {deadline:g}s") from exc
         except Exception as exc:
             error_type, message = describe_error(exc)
             if error_type == "mcp_error":
                 raise  # the server answered with a JSON-RPC error: MCPError, as the SDK raises it
             raise ToolCallError(server, tool, error_type, message) from exc
+        except BaseException:
+            error_type = "cancelled"
+            raise
+        finally:
+            self._bus.publish(supervisor.tool_called(tool, anyio.current_time() - started, error_type))
 
     async def reconnect(self, servers: Iterable[str] | None = None, *, failed_only: bool = True) -> None:
         """Reconnect now, without waiting for backoff, and return once each attempt has finished.
@@ -243,6 +253,45 @@ class MCPServerManager:
             for supervisor in chosen:
                 await supervisor.wait_for_state({ServerState.DROPPED, ServerState.STOPPED})
         return [supervisor.name for supervisor in chosen]
+
+    async def apply(self, servers: Sequence[ServerConfig] | SidecarConfig) -> dict[str, list[str]]:
+        """Make the running servers match `servers` (a reload): start the new ones, stop the
+        removed ones, restart the ones whose config changed, leave the rest alone.
+
+        Returns the names `added`, `removed` and `restarted`. Stopping is bounded by the
+        shutdown timeout; new servers connect in the background.
+        """
+        if self._task_group is None:
+            raise RuntimeError("the manager is not running")
+        if isinstance(servers, SidecarConfig):
+            self._secrets |= servers.secrets()
+            servers = servers.servers
+        wanted = {config.name: config for config in servers}
+        if len(wanted) != len(servers):
+            raise ValueError("server names must be unique")
+        removed = [name for name in self._supervisors if name not in wanted]
+        restarted = [
+            name for name, s in self._supervisors.items() if name in wanted and wanted[name] != s.config
+        ]
+        added = [name for name in wanted if name not in self._supervisors]
+        leaving = [self._supervisors[name] for name in (*removed, *restarted)]
+        for supervisor in leaving:
+            supervisor.request_stop()
+        with anyio.move_on_after(self.shutdown_timeout + _GRACE):
+            for supervisor in leaving:
+                await supervisor.finished.wait()
+        kept = {
+            name: s for name, s in self._supervisors.items() if name not in removed and name not in restarted
+        }
+        supervisors: dict[str, Supervisor] = {}
+        for name, config in wanted.items():
+            supervisor = kept.get(name)
+            if supervisor is None:
+                supervisor = self._new_supervisor(config)
+                self._task_group.start_soon(supervisor.run, name=f"supervisor:{name}")
+            supervisors[name] = supervisor
+        self._supervisors = supervisors
+        return {"added": added, "removed": removed, "restarted": restarted}
 
     def _supervisor(self, server: str) -> Supervisor:
         try:

@@ -34,6 +34,7 @@ from .events import (
     ReconnectAttempt,
     ReconnectScheduled,
     Stopped,
+    ToolCalled,
     ToolsChanged,
 )
 from .health import ProbeResult, judge
@@ -488,6 +489,21 @@ class Supervisor:
         if state is not current.state:
             self._state_changed.set()
             self._state_changed = anyio.Event()
+
+    def tool_called(self, tool: str, duration: float, error_type: str | None) -> ToolCalled:
+        """The event for a call made through this server's session (the manager publishes it)."""
+        status = self._status
+        return ToolCalled(
+            server=status.name,
+            transport=status.transport,
+            criticality=status.criticality,
+            state=status.state,
+            previous=status.state,
+            ts=time.time(),
+            tool=tool,
+            duration=duration,
+            error_type=error_type,
+        )
 
     def _emit(self, event_type: type[LifecycleEvent], **fields: Any) -> None:
         status = self._status

@@ -1,8 +1,9 @@
 """Lifecycle events as log lines on stderr: JSON for machines (the default), text for people.
 
-One line per lifecycle event. Passing health probes are not logged: a line per second
-per server is noise, and the metrics carry them. Errors in events are already
-redacted by the supervisor.
+One line per lifecycle event, with the trace and span ids of the span that records it
+when tracing is on. Passing health probes and successful tool calls are not logged: a
+line per second per server is noise, and the metrics carry them. Errors in events are
+already redacted by the supervisor.
 """
 
 from __future__ import annotations
@@ -12,13 +13,21 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import fields
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
-from ..events import HealthCheckPassed, LifecycleEvent, Subscription
+from ..events import HealthCheckPassed, LifecycleEvent, ToolCalled
 
-__all__ = ["event_record", "format_json", "format_text", "write_events"]
+__all__ = ["LogWriter", "SpanIds", "event_record", "format_json", "format_text"]
 
-_WARNINGS = {"connect_failed", "health_check_failed", "lost", "reconnect_scheduled"}
+
+class SpanIds(Protocol):
+    """What a log line needs of a span: its ids, as lower-case hex."""
+
+    trace_id: str
+    span_id: str
+
+
+_WARNINGS = {"connect_failed", "health_check_failed", "lost", "reconnect_scheduled", "tool_called"}
 _ERRORS = {"gave_up", "dropped"}
 _COMMON = {"server", "transport", "criticality", "state", "previous", "ts"}
 
@@ -31,7 +40,7 @@ def _level(event: LifecycleEvent) -> str:
     return "info"
 
 
-def event_record(event: LifecycleEvent) -> dict[str, Any]:
+def event_record(event: LifecycleEvent, span: SpanIds | None = None) -> dict[str, Any]:
     """The event as a flat JSON-ready mapping: `ts`, `level`, `event`, `server`, then its details."""
     record: dict[str, Any] = {
         "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(event.ts)) + f".{int(event.ts % 1 * 1000):03d}Z",
@@ -56,15 +65,19 @@ def event_record(event: LifecycleEvent) -> dict[str, Any]:
             record[field.name] = list(value)
         elif value is not None:
             record[field.name] = value
+    if span is not None:
+        record["trace_id"] = span.trace_id
+        record["span_id"] = span.span_id
     return record
 
 
-def format_json(event: LifecycleEvent) -> str:
-    return json.dumps(event_record(event), separators=(",", ":"))
+def format_json(event: LifecycleEvent, span: SpanIds | None = None) -> str:
+    return json.dumps(event_record(event, span), separators=(",", ":"))
 
 
-def format_text(event: LifecycleEvent) -> str:
-    record = event_record(event)
+def format_text(event: LifecycleEvent, span: SpanIds | None = None) -> str:
+    record = event_record(event, span)
+    record.pop("span_id", None)
     head = f"{record.pop('ts')} {record.pop('level').upper():7} {record.pop('server')}: {record.pop('event')}"
     for key in ("transport", "criticality", "tools"):
         record.pop(key, None)
@@ -72,15 +85,22 @@ def format_text(event: LifecycleEvent) -> str:
     return f"{head} {detail}"
 
 
-async def write_events(
-    subscription: Subscription,
-    formatter: Callable[[LifecycleEvent], str] = format_json,
-    stream: TextIO | None = None,
-) -> None:
-    """Write one line per event until the subscription ends."""
-    out = stream or sys.stderr
-    async for event in subscription:
+class LogWriter:
+    """Writes one line per event worth a line, in the chosen format, to a stream (stderr)."""
+
+    def __init__(
+        self,
+        formatter: Callable[[LifecycleEvent, SpanIds | None], str] = format_json,
+        stream: TextIO | None = None,
+    ) -> None:
+        self._formatter = formatter
+        self._stream = stream
+
+    def write(self, event: LifecycleEvent, span: SpanIds | None = None) -> None:
         if isinstance(event, HealthCheckPassed):
-            continue
-        out.write(formatter(event) + "\n")
+            return
+        if isinstance(event, ToolCalled) and event.error_type is None:
+            return
+        out = self._stream or sys.stderr
+        out.write(self._formatter(event, span) + "\n")
         out.flush()

@@ -1,4 +1,5 @@
-"""The ops HTTP endpoints that read the manager's snapshot: `/livez`, `/readyz`, `/health/mcp`.
+"""The ops HTTP server: `/metrics`, `/livez`, `/readyz`, `/health/mcp`, the status page
+at `/`, and the admin POSTs (reconnect, drop, reload) behind a bearer token.
 
 aiohttp glue only; every answer is computed from `MCPServerManager.statuses()` at
 request time, so it cannot drift from the supervisors' truth.
@@ -6,19 +7,36 @@ request time, so it cannot drift from the supervisors' truth.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from ..config import ConfigError
+from ..errors import ServerUnavailable
 from ..manager import MCPServerManager
 from ..state import ServerState, ServerStatus
+from ..telemetry.metrics import SidecarMetrics, wants_openmetrics
 from .status_page import render_status_page
 
-__all__ = ["build_app", "health_document", "serve_ops"]
+__all__ = ["Admin", "build_app", "health_document", "serve_ops"]
+
+
+@dataclass(frozen=True)
+class Admin:
+    """What the admin endpoints need: the token (None disables them) and how to reload."""
+
+    token: str | None
+    token_env: str | None = None  # named in the "disabled" answer, so a user knows what to set
+    reload: Callable[[], Awaitable[dict[str, list[str]]]] | None = None
+
 
 MANAGER_KEY = web.AppKey("manager", MCPServerManager)
+METRICS_KEY = web.AppKey("metrics", SidecarMetrics)
+ADMIN_KEY = web.AppKey("admin", Admin)
 
 
 def _server_document(status: ServerStatus) -> dict[str, Any]:
@@ -92,21 +110,86 @@ async def _status_page(request: web.Request) -> web.Response:
     )
 
 
-def build_app(manager: MCPServerManager) -> web.Application:
+async def _metrics(request: web.Request) -> web.Response:
+    body, content_type = request.app[METRICS_KEY].render(wants_openmetrics(request.headers.get("Accept", "")))
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type  # as is: aiohttp would split off the parameters
+    return response
+
+
+# -- admin -------------------------------------------------------------------------------------
+
+
+def _authorize(request: web.Request) -> None:
+    """Raise unless the request carries the admin bearer token (compared in constant time)."""
+    admin = request.app[ADMIN_KEY]
+    if admin.token is None:
+        where = f" (set ${admin.token_env} to enable them)" if admin.token_env else ""
+        raise web.HTTPForbidden(text=f"admin endpoints are disabled{where}\n")
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        presented.strip().encode(), admin.token.encode()
+    ):
+        raise web.HTTPUnauthorized(
+            text="a valid bearer token is required\n",
+            headers={"WWW-Authenticate": 'Bearer realm="mcp-sidecar"'},
+        )
+
+
+async def _reconnect(request: web.Request) -> web.Response:
+    _authorize(request)
+    manager, name = request.app[MANAGER_KEY], request.match_info["name"]
+    try:
+        await manager.reconnect([name], failed_only=False)
+        return web.json_response(_server_document(manager.status(name)))
+    except ServerUnavailable as exc:
+        raise web.HTTPNotFound(text=f"{exc}\n") from None
+
+
+async def _drop(request: web.Request) -> web.Response:
+    _authorize(request)
+    manager, name = request.app[MANAGER_KEY], request.match_info["name"]
+    try:
+        await manager.drop([name])
+        return web.json_response(_server_document(manager.status(name)))
+    except ServerUnavailable as exc:
+        raise web.HTTPNotFound(text=f"{exc}\n") from None
+
+
+async def _reload(request: web.Request) -> web.Response:
+    _authorize(request)
+    reload = request.app[ADMIN_KEY].reload
+    if reload is None:
+        raise web.HTTPNotImplemented(text="this sidecar was not started from a config file\n")
+    try:
+        return web.json_response(await reload())
+    except ConfigError as exc:  # the running servers stay as they are
+        raise web.HTTPBadRequest(text="\n".join(exc.problems) + "\n") from None
+
+
+def build_app(manager: MCPServerManager, metrics: SidecarMetrics, admin: Admin) -> web.Application:
     app = web.Application()
     app[MANAGER_KEY] = manager
+    app[METRICS_KEY] = metrics
+    app[ADMIN_KEY] = admin
+    app.router.add_get("/metrics", _metrics)
     app.router.add_get("/livez", _livez)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/health/mcp", _health)
     app.router.add_get("/", _status_page)
+    app.router.add_post("/servers/{name}/reconnect", _reconnect)
+    app.router.add_post("/servers/{name}/drop", _drop)
+    app.router.add_post("/-/reload", _reload)
     return app
 
 
 @asynccontextmanager
-async def serve_ops(manager: MCPServerManager, listen: str) -> AsyncIterator[int]:
+async def serve_ops(
+    manager: MCPServerManager, listen: str, metrics: SidecarMetrics, admin: Admin
+) -> AsyncIterator[int]:
     """Serve the ops endpoints on `host:port`; yields the bound port (useful with port 0)."""
     host, _, port = listen.rpartition(":")
-    runner = web.AppRunner(build_app(manager), access_log=None, handle_signals=False)
+    runner = web.AppRunner(build_app(manager, metrics, admin), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host.strip("[]") or "127.0.0.1", int(port))
     try:
