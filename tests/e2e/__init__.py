@@ -1,0 +1,1 @@
+"""End-to-end tests: the `mcp-sidecar` command as a user runs it."""
