@@ -35,6 +35,17 @@ EVERYTHING_JS = (
 )
 LOCALHOST = "127.0.0.1"
 
+Row = dict[str, Any]
+
+
+def row(bench: str, claim: str, bound: str, measured: str, ok: bool | None, **data: Any) -> Row:
+    """One line of the results table: the claim, its bound, what was measured, and the verdict."""
+    return {"bench": bench, "claim": claim, "bound": bound, "measured": measured, "ok": ok, "data": data}
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
 
 # -- numbers ------------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from _common import (
     LOCALHOST,
     REPO,
     TINY,
+    Row,
     behaving_args,
     children,
     default_healthy_kind,
@@ -51,6 +52,8 @@ from _common import (
     python,
     read_pidfile,
     result_line,
+    row,
+    say,
     secs,
     summary,
 )
@@ -58,17 +61,8 @@ from _common import (
 from sidecar import MCPServerManager, ServerConfig
 from sidecar.events import LifecycleEvent, Subscription
 
-Row = dict[str, Any]
 SETPRIV = shutil.which("setpriv")
 EVENT_TIMEOUT = 15.0  # no single wait in any benchmark may take longer than this
-
-
-def row(bench: str, claim: str, bound: str, measured: str, ok: bool | None, **data: Any) -> Row:
-    return {"bench": bench, "claim": claim, "bound": bound, "measured": measured, "ok": ok, "data": data}
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
 
 
 async def next_event(

@@ -4,8 +4,9 @@
     python benchmarks/run_all.py kill_latency soak
     python benchmarks/run_all.py --json results.json
 
-Each benchmark is `benchmarks/bench_manager.py NAME` in a fresh interpreter (so fd, task
-and child-process counts are its own), in its own process group, killed if it overruns.
+Each benchmark is `benchmarks/bench_manager.py NAME` (or `bench_metrics.py NAME`) in a
+fresh interpreter (so fd, task and child-process counts are its own), in its own process
+group, killed if it overruns.
 Exit status: 0 when every claim with a verdict was met, 1 otherwise.
 """
 
@@ -25,21 +26,24 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent / "bench_manager.py"
-REPO = BENCH.parent.parent
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+MANAGER, METRICS = HERE / "bench_manager.py", HERE / "bench_metrics.py"
 
-# name -> deadline (s). The baseline runs inside `ready` when .cache/bench-baseline exists.
+# name -> (script, deadline in s). The baseline runs inside `ready` when .cache/bench-baseline exists.
 BENCHMARKS = {
-    "ready": 200,
-    "ready_sdk": 60,
-    "die_after_connect": 60,
-    "kill_latency": 90,
-    "stop_detection": 90,
-    "http_restart": 60,
-    "cli_shutdown": 150,
-    "soak": 90,
+    "ready": (MANAGER, 200),
+    "ready_sdk": (MANAGER, 60),
+    "die_after_connect": (MANAGER, 60),
+    "kill_latency": (MANAGER, 90),
+    "stop_detection": (MANAGER, 90),
+    "http_restart": (MANAGER, 60),
+    "cli_shutdown": (MANAGER, 150),
+    "soak": (MANAGER, 90),
+    "render_1000": (METRICS, 60),
+    "kill_to_metrics": (METRICS, 90),
 }
-TOTAL_BUDGET = 480.0  # past this, remaining benchmarks are skipped
+TOTAL_BUDGET = 600.0  # past this, remaining benchmarks are skipped
 
 
 def machine() -> dict[str, str]:
@@ -72,11 +76,11 @@ def load() -> str:
         return "?"
 
 
-def run_one(name: str, deadline: float) -> tuple[list[dict[str, Any]], float, str | None]:
+def run_one(name: str, script: Path, deadline: float) -> tuple[list[dict[str, Any]], float, str | None]:
     """(rows, seconds, error) of one benchmark, its output echoed as it comes."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-u", str(BENCH), name],
+        [sys.executable, "-u", str(script), name],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -148,7 +152,8 @@ def main() -> int:
             all_rows.append(row_error(name, "skipped: the total time budget is spent"))
             continue
         print(f"\n== {name}", flush=True)
-        rows, seconds, error = run_one(name, min(BENCHMARKS[name], remaining))
+        script, deadline = BENCHMARKS[name]
+        rows, seconds, error = run_one(name, script, min(deadline, remaining))
         timings[name] = seconds
         all_rows.extend(rows)
         if error is not None:

@@ -1,0 +1,240 @@
+"""Benchmarks of `/metrics`: rendering for 1,000 servers, and a SIGKILL's way to `mcp_server_up 0`.
+
+    python benchmarks/bench_metrics.py render_1000
+    python benchmarks/bench_metrics.py kill_to_metrics
+
+`render_1000` times `SidecarMetrics.render()` (what the `/metrics` handler runs) for
+1,000 configured servers in four situations, and one HTTP scrape through the real aiohttp
+app. `kill_to_metrics` runs the real `mcp-sidecar` CLI with one stdio server, SIGKILLs the
+server by pid and polls `/metrics` until `mcp_server_up{server=...}` reads 0; 20 runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import anyio
+from aiohttp import ClientSession, web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import LOCALHOST, TINY, Row, free_port, ms, python, result_line, row, say, summary
+
+from sidecar import MCPServerManager
+from sidecar.events import Connected, HealthCheckPassed, ToolCalled
+from sidecar.state import ServerState, ServerStatus
+from sidecar.telemetry.metrics import SidecarMetrics
+from sidecar.web.ops import Admin, build_app
+
+SERVERS = 1000
+SCRAPES = 50
+
+
+def _statuses(n: int) -> list[ServerStatus]:
+    return [
+        ServerStatus(
+            name=f"server-{i:04d}",
+            transport="stdio" if i % 3 else "streamable-http",
+            criticality="critical" if i % 10 == 0 else "optional",
+            state=ServerState.ACTIVE,
+            since=time.time(),
+            tools=tuple(f"tool_{t}" for t in range(5)),
+            protocol_version="2025-11-25",
+            server_name=f"impl-{i % 7}",
+            server_version="1.0.0",
+        )
+        for i in range(n)
+    ]
+
+
+def _event(kind: Any, status: ServerStatus, **fields: Any) -> Any:
+    return kind(
+        server=status.name,
+        transport=status.transport,
+        criticality=status.criticality,
+        state=status.state,
+        previous=status.state,
+        ts=time.time(),
+        **fields,
+    )
+
+
+def _time(render: Any, before: Any = None, times: int = SCRAPES) -> list[float]:
+    samples = []
+    for _ in range(times):
+        if before is not None:
+            before()
+        started = time.perf_counter()
+        render()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def bench_render_1000() -> list[Row]:
+    statuses = _statuses(SERVERS)
+    metrics = SidecarMetrics(lambda: statuses)
+    for status in statuses:  # every histogram and a tool series have data, as in a live sidecar
+        metrics.observe(_event(Connected, status, attempt=0, duration=1.2, protocol_version="2025-11-25",
+                               server_name="x", server_version="1", tools=()))  # fmt: skip
+        metrics.observe(_event(ToolCalled, status, tool="tool_0", duration=0.05, error_type=None))
+    probes = [_event(HealthCheckPassed, status, duration=0.002) for status in statuses]
+
+    def probe_all() -> None:
+        for probe in probes:
+            metrics.observe(probe)
+
+    def change_all_states() -> None:
+        for i, status in enumerate(statuses):
+            state = ServerState.RECONNECTING if status.state is ServerState.ACTIVE else ServerState.ACTIVE
+            statuses[i] = dataclasses.replace(status, state=state, since=time.time())
+        probe_all()
+
+    cold = _time(lambda: SidecarMetrics(lambda: statuses).render(), times=10)
+    body, _ = metrics.render(openmetrics=True)
+    cases = {
+        "no change since the last scrape": _time(lambda: metrics.render(openmetrics=True)),
+        "every server probed since the last scrape": _time(
+            lambda: metrics.render(openmetrics=True), probe_all
+        ),
+        "every server changed state and was probed": _time(
+            lambda: metrics.render(openmetrics=True), change_all_states
+        ),
+        "first scrape (nothing rendered yet)": cold,
+    }
+    http = anyio.run(_http_scrapes, metrics, probe_all)
+    lines = body.count(b"\n")
+    say(f"  {SERVERS} servers: {lines} lines, {len(body) / 1e6:.1f} MB per scrape (OpenMetrics)")
+    for case, values in cases.items():
+        say(f"  render, {case}: median {ms(statistics.median(values))}, max {ms(max(values))}")
+    say(f"  HTTP GET /metrics through aiohttp, probes in between: median {ms(statistics.median(http))}")
+    main_case = cases["every server probed since the last scrape"]
+    return [
+        row(
+            "m1",
+            f"/metrics for {SERVERS} configured servers ({lines} lines), every server probed since the last "
+            "scrape",
+            "<= 20 ms (median)",
+            "; ".join(f"{case}: median {ms(statistics.median(v))}" for case, v in cases.items())
+            + f"; whole HTTP round trip: median {ms(statistics.median(http))}",
+            statistics.median(main_case) <= 0.020,
+            cases={case: summary(v) for case, v in cases.items()},
+        )
+    ]
+
+
+async def _http_scrapes(metrics: SidecarMetrics, between: Any) -> list[float]:
+    """Scrapes through the real ops app on a local port (`/metrics` never asks its manager)."""
+    app = build_app(MCPServerManager([]), metrics, Admin(token=None))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, LOCALHOST, 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    samples = []
+    try:
+        async with ClientSession() as session:
+            for _ in range(20):
+                between()
+                started = time.perf_counter()
+                headers = {"Accept": "application/openmetrics-text"}
+                async with session.get(f"http://{LOCALHOST}:{port}/metrics", headers=headers) as response:
+                    await response.read()
+                samples.append(time.perf_counter() - started)
+    finally:
+        await runner.cleanup()
+    return samples
+
+
+# -- SIGKILL to mcp_server_up 0 ----------------------------------------------------------------
+
+
+def _up(port: int) -> float | None:
+    try:
+        with urllib.request.urlopen(f"http://{LOCALHOST}:{port}/metrics", timeout=1) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith('mcp_server_up{server="tiny"'):
+                    return float(line.rsplit(" ", 1)[1])
+    except OSError:
+        return None
+    return None
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if predicate():
+            return time.perf_counter() - started
+    raise TimeoutError(what)
+
+
+def bench_kill_to_metrics(runs: int = 20) -> list[Row]:
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp:
+        config = Path(tmp) / "sidecar.yaml"
+        config.write_text(
+            f"sidecar: {{listen: '{LOCALHOST}:{port}'}}\n"
+            "servers:\n"
+            f"  - {{name: tiny, transport: stdio, command: {python()}, args: [-I, -S, '{TINY}'], "
+            "health: {interval: 60s}, reconnect: {initial_backoff: 200ms, jitter: 0}}\n"
+        )
+        sidecar = subprocess.Popen(
+            [python(), "-m", "sidecar", "run", "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        latencies = []
+        try:
+            for _ in range(runs):
+                _wait(lambda: _up(port) == 1, 15, "tiny up")
+                pid = _pid_of_child(sidecar.pid)
+                os.kill(pid, signal.SIGKILL)
+                killed = time.perf_counter()
+                _wait(lambda: _up(port) == 0, 5, "up 0")
+                latencies.append(time.perf_counter() - killed)
+        finally:
+            sidecar.send_signal(signal.SIGTERM)
+            sidecar.wait(10)
+    s = summary(latencies)
+    say("  SIGKILL to mcp_server_up 0 on /metrics (ms): " + ", ".join(f"{v * 1000:.1f}" for v in latencies))
+    return [
+        row(
+            "m2",
+            f"stdio server SIGKILLed: `mcp_server_up` 0 on /metrics of the running CLI, {runs} runs "
+            "(polling /metrics back to back)",
+            "<= 100 ms",
+            f"median {ms(s['median'])}, max {ms(s['max'])}",
+            s["median"] <= 0.100,
+            latencies=latencies,
+        )
+    ]
+
+
+def _pid_of_child(parent: int) -> int:
+    """The sidecar's one child: the tiny server (exec'd through setpriv, so the pid is its own)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+BENCHMARKS = {"render_1000": bench_render_1000, "kill_to_metrics": bench_kill_to_metrics}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in BENCHMARKS:
+        print(f"usage: {Path(__file__).name} {{{','.join(BENCHMARKS)}}}", file=sys.stderr)
+        return 2
+    print(result_line({"rows": BENCHMARKS[argv[0]]()}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
