@@ -23,6 +23,7 @@ from typing import Any
 
 import anyio
 import pytest
+from externals import require
 
 from sidecar.config import ServerConfig
 from sidecar.events import LifecycleEvent, Subscription
@@ -49,19 +50,6 @@ def anyio_backend() -> str:
 
 
 # -- externals: skip locally, fail in CI ----------------------------------------------------------
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def require(condition: bool, what: str) -> None:
-    """A missing external (node, an npm package, a PyPI server) skips locally and fails in CI."""
-    if condition:
-        return
-    if in_ci():
-        pytest.fail(f"{what} is missing (CI=true: a missing dependency is a failure)", pytrace=False)
-    pytest.skip(f"{what} is missing")
 
 
 @pytest.fixture

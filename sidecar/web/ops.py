@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from mcp.shared.exceptions import MCPError
 
 from ..config import ConfigError
-from ..errors import ServerUnavailable
+from ..errors import ServerUnavailable, ToolCallError, ToolCallTimeout
 from ..manager import MCPServerManager
 from ..state import ServerState, ServerStatus
 from ..telemetry.metrics import SidecarMetrics, wants_openmetrics
@@ -156,6 +157,30 @@ async def _drop(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text=f"{exc}\n") from None
 
 
+async def _call_tool(request: web.Request) -> web.Response:
+    """Call one tool on one server, as an on-call engineer checking it would; the call counts
+    in the tool-call metrics like any other. The body is the arguments object (or empty)."""
+    _authorize(request)
+    server, tool = request.match_info["name"], request.match_info["tool"]
+    try:
+        arguments = await request.json() if request.can_read_body else {}
+    except ValueError:
+        raise web.HTTPBadRequest(text="the body must be a JSON object of arguments\n") from None
+    if not isinstance(arguments, dict):
+        raise web.HTTPBadRequest(text="the body must be a JSON object of arguments\n")
+    try:
+        result = await request.app[MANAGER_KEY].call_tool(server, tool, arguments)
+    except ServerUnavailable as exc:
+        raise web.HTTPServiceUnavailable(text=f"{exc}\n") from None
+    except ToolCallTimeout as exc:
+        raise web.HTTPGatewayTimeout(text=f"{exc}\n") from None
+    except ToolCallError as exc:
+        raise web.HTTPBadGateway(text=f"{exc}\n") from None
+    except MCPError as exc:  # the server answered with a JSON-RPC error
+        return web.json_response({"error": {"code": exc.code, "message": exc.message}}, status=502)
+    return web.json_response(result.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
 async def _reload(request: web.Request) -> web.Response:
     _authorize(request)
     reload = request.app[ADMIN_KEY].reload
@@ -179,6 +204,7 @@ def build_app(manager: MCPServerManager, metrics: SidecarMetrics, admin: Admin) 
     app.router.add_get("/", _status_page)
     app.router.add_post("/servers/{name}/reconnect", _reconnect)
     app.router.add_post("/servers/{name}/drop", _drop)
+    app.router.add_post("/servers/{name}/tools/{tool}", _call_tool)
     app.router.add_post("/-/reload", _reload)
     return app
 

@@ -62,9 +62,12 @@ def scrape(port: int, openmetrics: bool = False) -> Scrape | None:
         return None
 
 
-def post(port: int, path: str, token: str | None = None) -> tuple[int, str]:
+def post(port: int, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, str]:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST", headers=headers)
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=data, method="POST", headers=headers
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read().decode()
@@ -163,6 +166,16 @@ def test_admin_needs_the_token_and_reload_applies_the_file(tmp_path: Path, sidec
         assert post(port, path, "wrong-" + token)[0] == 401
         assert post(port, path, token[:-1])[0] == 401  # a prefix is not the token
     assert health(port)["active_count"] == 1  # nothing happened
+
+    status, body = post(port, "/servers/alpha/tools/add", token, {"a": 2, "b": 40})
+    assert status == 200 and json.loads(body)["structuredContent"] == {"result": 42}
+    assert post(port, "/servers/alpha/tools/add", None, {"a": 2, "b": 40})[0] == 401
+    assert post(port, "/servers/alpha/tools/no_such_tool", token)[0] in (200, 502)  # an error, either way
+    calls = scrape(port)
+    assert calls.value("mcp_tool_calls_total", server="alpha", tool="add") == 1
+    assert calls.value("mcp_tool_call_duration_seconds_count", server="alpha", tool="add") == 1
+    assert calls.value("mcp_tool_calls_total", server="alpha", tool="no_such_tool") == 1
+    assert sum(v for (name, labels), v in calls.samples.items() if name == "mcp_tool_call_errors_total") == 1
 
     status, body = post(port, "/servers/alpha/drop", token)
     assert status == 200 and json.loads(body)["state"] == "dropped"

@@ -22,6 +22,7 @@ import anyio
 import pytest
 import yaml
 from browser import Page, chromium, find_chromium
+from externals import require
 
 from sidecar.web.status_page import format_age, render_status_page
 
@@ -53,11 +54,8 @@ def free_port() -> int:
 @pytest.fixture
 def chromium_binary() -> str:
     binary = find_chromium()
-    # Same rule as tests/conftest.py's `require`: skip on a laptop without it, fail under CI=true.
-    if binary is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("chromium is missing (CI=true): apt-get install chromium", pytrace=False)
-        pytest.skip("chromium is missing (apt-get install chromium)")
+    require(binary is not None, "chromium (apt-get install chromium)")
+    assert binary is not None
     return binary
 
 
