@@ -25,8 +25,9 @@ from . import __version__
 from .config import ConfigError, SidecarConfig, load_config
 from .errors import StartupError
 from .manager import MCPServerManager
-from .telemetry.logs import LogWriter, format_json, format_text
+from .telemetry.logs import LogWriter, format_json, format_text, route_library_logs
 from .telemetry.metrics import SidecarMetrics
+from .telemetry.tracing import LifecycleTracer, configure_tracing, shutdown_tracing
 from .telemetry.views import feed_views
 from .web.ops import Admin, serve_ops
 
@@ -72,21 +73,25 @@ def _check(path: str) -> int:
     return EXIT_OK
 
 
-async def _serve(path: str, config: SidecarConfig, log_format: str) -> int:
+async def _serve(path: str, config: SidecarConfig, log_format: str, tracer: LifecycleTracer) -> int:
     manager = MCPServerManager(config)
     metrics = SidecarMetrics(manager.statuses)
     log = LogWriter(format_json if log_format == "json" else format_text)
     token_env = config.sidecar.admin_token_env
 
     async def reload() -> dict[str, list[str]]:
-        return await manager.apply(load_config(path))
+        new = load_config(path)
+        tracer.use_config(new)
+        return await manager.apply(new)
 
     admin = Admin(
         token=os.environ.get(token_env) or None if token_env else None, token_env=token_env, reload=reload
     )
     subscription = manager.subscribe(max_buffer=10_000)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(functools.partial(feed_views, subscription, metrics=metrics, log=log))
+        tg.start_soon(
+            functools.partial(feed_views, subscription, metrics=metrics, log=log, trace=tracer.observe)
+        )
         try:
             # Ops first: /livez and /readyz answer (503, connecting) while servers connect.
             async with serve_ops(manager, config.sidecar.listen, metrics, admin), manager:
@@ -120,7 +125,17 @@ def _run(path: str, log_format: str) -> int:
     config = _load(path)
     if config is None:
         return EXIT_USAGE
-    return anyio.run(_serve, path, config, log_format)
+    try:
+        provider = configure_tracing(__version__)
+    except ValueError as exc:  # an OTEL_* variable asks for what we cannot do
+        print(f"mcp-sidecar: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    route_library_logs(log_format)
+    tracer = LifecycleTracer(provider, config)
+    try:
+        return anyio.run(_serve, path, config, log_format, tracer)
+    finally:
+        shutdown_tracing(provider)  # bounded: a dead collector cannot hold the exit
 
 
 def _fetch_health(url: str) -> dict[str, Any]:

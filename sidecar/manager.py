@@ -22,10 +22,13 @@ import mcp_types as types
 from anyio.abc import TaskGroup
 
 from .config import ServerConfig, SidecarConfig
+from .connection import Connection
 from .errors import ServerUnavailable, StartupError, ToolCallError, ToolCallTimeout, describe_error
 from .events import EventBus, Subscription
+from .redact import redact
 from .state import ServerState, ServerStatus, is_down
 from .supervisor import Supervisor
+from .telemetry.tracing import tool_call_span
 
 __all__ = ["MCPServerManager"]
 
@@ -190,12 +193,31 @@ class MCPServerManager:
         itself reports comes back as a result with `is_error` set, as MCP defines it.
         """
         supervisor = self._supervisor(server)
-        connection = supervisor.connection
-        if connection is None:
-            status = supervisor.status
-            raise ServerUnavailable(
-                server, f"{status.state.value}" + (f" ({status.last_error})" if status.last_error else "")
-            )
+        config = supervisor.config
+        # A CLIENT span continuing the caller's trace (current context, or `traceparent`
+        # in `meta`); the mcp SDK passes the context on to the server in `params._meta`.
+        with tool_call_span(server, tool, config.transport, config=config, carrier=meta) as span:
+            connection = supervisor.connection
+            if connection is None:
+                status = supervisor.status
+                reason = status.state.value + (f" ({status.last_error})" if status.last_error else "")
+                raise ServerUnavailable(server, reason)
+            span.set_protocol_version(connection.protocol_version)
+            result = await self._call(supervisor, connection, tool, arguments, timeout, meta)
+            span.result(result)
+            return result
+
+    async def _call(
+        self,
+        supervisor: Supervisor,
+        connection: Connection,
+        tool: str,
+        arguments: Mapping[str, Any] | None,
+        timeout: float | None,
+        meta: dict[str, Any] | None,
+    ) -> types.CallToolResult:
+        """The call itself, bounded, its failure typed, and a `ToolCalled` event either way."""
+        server = supervisor.name
         deadline = supervisor.config.call_timeout if timeout is None else timeout
         started = anyio.current_time()
         error_type: str | None = None
@@ -211,7 +233,7 @@ class MCPServerManager:
             error_type, message = describe_error(exc)
             if error_type == "mcp_error":
                 raise  # the server answered with a JSON-RPC error: MCPError, as the SDK raises it
-            raise ToolCallError(server, tool, error_type, message) from exc
+            raise ToolCallError(server, tool, error_type, redact(message, self._secrets)) from exc
         except BaseException:
             error_type = "cancelled"
             raise

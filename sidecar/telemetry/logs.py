@@ -9,6 +9,7 @@ already redacted by the supervisor.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any, Protocol, TextIO
 
 from ..events import HealthCheckPassed, LifecycleEvent, ToolCalled
 
-__all__ = ["LogWriter", "SpanIds", "event_record", "format_json", "format_text"]
+__all__ = ["LogWriter", "SpanIds", "event_record", "format_json", "format_text", "route_library_logs"]
 
 
 class SpanIds(Protocol):
@@ -104,3 +105,29 @@ class LogWriter:
         out = self._stream or sys.stderr
         out.write(self._formatter(event, span) + "\n")
         out.flush()
+
+
+class _LineHandler(logging.Handler):
+    """Warnings of the libraries (an OTLP export that failed, say) as lines of our own format."""
+
+    def __init__(self, json_lines: bool) -> None:
+        super().__init__(logging.WARNING)
+        self._json = json_lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+        level, message = record.levelname.lower(), record.getMessage()
+        if self._json:
+            line = json.dumps(
+                {"ts": ts, "level": level, "event": "library_log", "logger": record.name, "message": message},
+                separators=(",", ":"),
+            )
+        else:
+            line = f"{ts} {level.upper():7} {record.name}: {message}"
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def route_library_logs(log_format: str) -> None:
+    """Send the libraries' warnings to stderr in the sidecar's log format, not Python's default."""
+    logging.basicConfig(level=logging.WARNING, handlers=[_LineHandler(log_format == "json")], force=True)
