@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sidecar import MCPServerManager, ServerConfig, ServerState, ToolCallError
-from sidecar.events import Connected, ConnectFailed, HealthCheckFailed, Lost
+from sidecar.events import Connected, ConnectFailed, HealthCheckFailed, Lost, ToolCalled
 
 if TYPE_CHECKING:
     from conftest import EventLog, LeakGuard
@@ -115,7 +115,18 @@ async def test_crash_after_calls_reconnects_by_itself(
         assert status.pid not in (None, first_pid)
         assert status.reconnect_attempts == 1
         kinds = [e.kind for e in events.of("fragile")]
-        assert kinds[2:] == ["lost", "reconnect_scheduled", "reconnect_attempt", "connected"], kinds
+        # Two calls (the second one failed), then the server's way back with nobody asking.
+        expected = [
+            "tool_called",
+            "tool_called",
+            "lost",
+            "reconnect_scheduled",
+            "reconnect_attempt",
+            "connected",
+        ]
+        assert kinds[2:] == expected, kinds
+        calls = [e for e in events.of("fragile") if isinstance(e, ToolCalled)]
+        assert [(c.tool, c.error_type) for c in calls] == [("echo", None), ("echo", "closed")]
         again = await manager.call_tool("fragile", "echo", {"text": "three"})
         assert again.structured_content == {"result": "three"}
     leak_guard.assert_clean()
