@@ -103,11 +103,14 @@ async def _serve(path: str, config: SidecarConfig, log_format: str, tracer: Life
         except StartupError as exc:
             print(f"mcp-sidecar: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        except OSError as exc:  # the ops port is taken, most often
+        except OSError as exc:  # the ops port is taken, most often; no server was started
             print(f"mcp-sidecar: cannot listen on {config.sidecar.listen}: {exc.strerror}", file=sys.stderr)
+            subscription.close()  # the manager never ran, so its bus will not end the views
             return EXIT_FAILED
-        finally:
+        except BaseException:
             subscription.close()
+            raise
+        # Leaving the manager closed its bus: the views write the last events, then end.
     return EXIT_OK
 
 
