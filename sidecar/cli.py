@@ -105,10 +105,10 @@ async def _serve(path: str, config: SidecarConfig, log_format: str, tracer: Life
             return EXIT_FAILED
         except OSError as exc:  # the ops port is taken, most often; no server was started
             print(f"mcp-sidecar: cannot listen on {config.sidecar.listen}: {exc.strerror}", file=sys.stderr)
-            subscription.close()  # the manager never ran, so its bus will not end the views
+            subscription.end()  # the manager never ran, so its bus will not end the views
             return EXIT_FAILED
         except BaseException:
-            subscription.close()
+            subscription.end()
             raise
         # Leaving the manager closed its bus: the views write the last events, then end.
     return EXIT_OK

@@ -209,6 +209,12 @@ class Subscription:
         self._send.close()
         self._receive.close()
 
+    def end(self) -> None:
+        """Stop delivering: its reader gets what is buffered, then its loop ends (unlike
+        `close()`, safe while another task is iterating it)."""
+        self._bus._forget(self)
+        self._end()
+
     def _end(self) -> None:
         self._send.close()  # the reader drains what is buffered, then sees EndOfStream
 

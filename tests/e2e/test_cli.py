@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -180,3 +181,19 @@ def test_servers_die_with_a_sidecar_killed_outright(
     finally:
         if alive(pid):  # the test's own orphan: do not leave it behind when the test fails
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_taken_ops_port_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        pidfile = tmp_path / "never.pid"
+        config = write_config(tmp_path, port, stdio_server("ok", pidfile))
+        result = subprocess.run([*CLI, "run", "-c", str(config)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"mcp-sidecar: cannot listen on 127.0.0.1:{port}: error while attempting to bind on address "
+        f"('127.0.0.1', {port}): address already in use"
+    ]
+    assert not pidfile.exists()  # no server was spawned
