@@ -69,6 +69,14 @@ def quantile(q: float, histogram: str, by: str) -> str:
     return f"histogram_quantile({q}, sum by ({by}, le) ({rate(histogram + '_bucket')}))"
 
 
+def percentiles(histogram: str) -> list[prometheus.Dataquery]:
+    """One query per quantile of QUANTILES, per server."""
+    return [
+        query(quantile(q, histogram, "server"), f"{{{{server}}}} p{round(q * 100)}", chr(ord("A") + i))
+        for i, q in enumerate(QUANTILES)
+    ]
+
+
 def thresholds(*steps: tuple[float | None, str]) -> dash.ThresholdsConfig:
     return (
         dash.ThresholdsConfig()
@@ -250,27 +258,13 @@ def server_row() -> list[Any]:
             "Connect latency",
             "Connect + initialize + tools/list, percentiles per server.",
             "s",
-            [
-                query(
-                    quantile(q, "mcp_server_connect_duration_seconds", "server"),
-                    f"{{{{server}}}} p{round(q * 100)}",
-                    chr(ord("A") + i),
-                )
-                for i, q in enumerate(QUANTILES)
-            ],
+            percentiles("mcp_server_connect_duration_seconds"),
         ),
         graph(
             "Probe latency",
             "Health probe round trip, percentiles per server.",
             "s",
-            [
-                query(
-                    quantile(q, "mcp_server_health_check_duration_seconds", "server"),
-                    f"{{{{server}}}} p{round(q * 100)}",
-                    chr(ord("A") + i),
-                )
-                for i, q in enumerate(QUANTILES)
-            ],
+            percentiles("mcp_server_health_check_duration_seconds"),
         ),
         graph(
             "Probe failures",
@@ -322,14 +316,7 @@ def tool_row() -> list[Any]:
             "Tool call latency",
             "Call latency through the gateway, percentiles per server.",
             "s",
-            [
-                query(
-                    quantile(q, "mcp_tool_call_duration_seconds", "server"),
-                    f"{{{{server}}}} p{round(q * 100)}",
-                    chr(ord("A") + i),
-                )
-                for i, q in enumerate(QUANTILES)
-            ],
+            percentiles("mcp_tool_call_duration_seconds"),
         ).span(8),
     ]
 
