@@ -25,11 +25,13 @@ from . import __version__
 from .config import ConfigError, SidecarConfig, load_config
 from .errors import StartupError
 from .manager import MCPServerManager
+from .redact import redact
 from .telemetry.logs import LogWriter, format_json, format_text, route_library_logs
 from .telemetry.metrics import SidecarMetrics
 from .telemetry.tracing import LifecycleTracer, configure_tracing, shutdown_tracing
 from .telemetry.views import feed_views
 from .web.ops import Admin, serve_ops
+from .web.status_page import format_age
 
 __all__ = ["main"]
 
@@ -99,7 +101,7 @@ async def _serve(path: str, config: SidecarConfig, log_format: str, tracer: Life
                     async for signum in signals:
                         if signum != signal.SIGHUP:
                             break  # leaving the `async with` stops every server within its budget
-                        tg.start_soon(_reload_on_hangup, reload)
+                        tg.start_soon(_reload_on_hangup, reload, config.secrets())
         except StartupError as exc:
             print(f"mcp-sidecar: {exc}", file=sys.stderr)
             return EXIT_FAILED
@@ -114,7 +116,9 @@ async def _serve(path: str, config: SidecarConfig, log_format: str, tracer: Life
     return EXIT_OK
 
 
-async def _reload_on_hangup(reload: Callable[[], Awaitable[dict[str, list[str]]]]) -> None:
+async def _reload_on_hangup(
+    reload: Callable[[], Awaitable[dict[str, list[str]]]], secrets: frozenset[str]
+) -> None:
     """SIGHUP reloads the config, as Prometheus does; a bad file changes nothing."""
     try:
         changes = await reload()
@@ -122,6 +126,10 @@ async def _reload_on_hangup(reload: Callable[[], Awaitable[dict[str, list[str]]]
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"mcp-sidecar: reload refused: {problem}", file=sys.stderr)
+    except Exception as exc:  # a failed reload must not take the running sidecar down
+        print(
+            f"mcp-sidecar: reload failed: {redact(f'{type(exc).__name__}: {exc}', secrets)}", file=sys.stderr
+        )
 
 
 def _run(path: str, log_format: str) -> int:
@@ -146,17 +154,6 @@ def _fetch_health(url: str) -> dict[str, Any]:
         return json.load(response)
 
 
-def _age(since: float | None) -> str:
-    if not since:
-        return "-"
-    seconds = max(0, int(time.time() - since))
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    return f"{seconds // 3600}h"
-
-
 def status_table(document: dict[str, Any]) -> str:
     """The `/health/mcp` document as a table a person can read at a glance."""
     header = ("SERVER", "STATE", "CRITICALITY", "TRANSPORT", "FOR", "TOOLS", "RECONNECTS", "LAST ERROR")
@@ -168,7 +165,7 @@ def status_table(document: dict[str, Any]) -> str:
                 server["state"],
                 server["criticality"],
                 server["transport"],
-                _age(server.get("since")),
+                format_age(time.time() - since) if (since := server.get("since")) else "-",
                 str(len(server.get("tools") or [])),
                 str(server.get("reconnect_attempts", 0)),
                 (server.get("last_error") or "-")[:80],

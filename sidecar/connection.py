@@ -110,7 +110,7 @@ async def open_connection(
     close_timeout: float,
     on_tools_changed: Callable[[], None],
     on_spawn: Callable[[ChildProcess], None],
-    clock: PhaseClock | None = None,
+    clock: PhaseClock,
 ) -> AsyncIterator[Connection]:
     """Open the transport, negotiate the protocol era, list tools; close it all on exit.
 
@@ -154,7 +154,6 @@ async def open_connection(
         client_info=_CLIENT_INFO,
         message_handler=on_message,
     )
-    clock = clock or PhaseClock()
     # The handshake's name depends on the era, known only once it is done.
     clock.start("server/discover" if config.protocol == "2026-07-28" else "initialize")
     async with client:

@@ -12,7 +12,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -43,6 +43,8 @@ from .state import ServerState, ServerStatus, check_transition
 from .transports import ChildProcess
 
 __all__ = ["Supervisor"]
+
+_E = TypeVar("_E", bound=LifecycleEvent)
 
 _S = ServerState
 _EXIT_REPORT_WAIT = 0.2  # how long a lost stdio child may take to be reaped before we report it
@@ -492,32 +494,23 @@ class Supervisor:
 
     def tool_called(self, tool: str, duration: float, error_type: str | None) -> ToolCalled:
         """The event for a call made through this server's session (the manager publishes it)."""
+        state = self._status.state
+        return self._event(ToolCalled, state, tool=tool, duration=duration, error_type=error_type)
+
+    def _emit(self, event_type: type[LifecycleEvent], **fields: Any) -> None:
+        previous, self._previous_state = self._previous_state, self._status.state
+        self._bus.publish(self._event(event_type, previous, **fields))
+
+    def _event(self, event_type: type[_E], previous: ServerState, **fields: Any) -> _E:
         status = self._status
-        return ToolCalled(
+        return event_type(
             server=status.name,
             transport=status.transport,
             criticality=status.criticality,
             state=status.state,
-            previous=status.state,
+            previous=previous,
             ts=time.time(),
-            tool=tool,
-            duration=duration,
-            error_type=error_type,
-        )
-
-    def _emit(self, event_type: type[LifecycleEvent], **fields: Any) -> None:
-        status = self._status
-        previous, self._previous_state = self._previous_state, status.state
-        self._bus.publish(
-            event_type(
-                server=status.name,
-                transport=status.transport,
-                criticality=status.criticality,
-                state=status.state,
-                previous=previous,
-                ts=time.time(),
-                **fields,
-            )
+            **fields,
         )
 
     def _redact(self, text: str) -> str:

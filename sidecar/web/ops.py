@@ -137,24 +137,25 @@ def _authorize(request: web.Request) -> None:
         )
 
 
-async def _reconnect(request: web.Request) -> web.Response:
+async def _act_on_server(
+    request: web.Request, act: Callable[[MCPServerManager, str], Awaitable[object]]
+) -> web.Response:
+    """Authorize, run `act` on the named server, and answer with its state afterwards."""
     _authorize(request)
     manager, name = request.app[MANAGER_KEY], request.match_info["name"]
     try:
-        await manager.reconnect([name], failed_only=False)
+        await act(manager, name)
         return web.json_response(_server_document(manager.status(name)))
     except ServerUnavailable as exc:
         raise web.HTTPNotFound(text=f"{exc}\n") from None
+
+
+async def _reconnect(request: web.Request) -> web.Response:
+    return await _act_on_server(request, lambda manager, name: manager.reconnect([name], failed_only=False))
 
 
 async def _drop(request: web.Request) -> web.Response:
-    _authorize(request)
-    manager, name = request.app[MANAGER_KEY], request.match_info["name"]
-    try:
-        await manager.drop([name])
-        return web.json_response(_server_document(manager.status(name)))
-    except ServerUnavailable as exc:
-        raise web.HTTPNotFound(text=f"{exc}\n") from None
+    return await _act_on_server(request, lambda manager, name: manager.drop([name]))
 
 
 async def _call_tool(request: web.Request) -> web.Response:

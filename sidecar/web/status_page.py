@@ -18,9 +18,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ..state import ServerState
+
 __all__ = ["STATES", "format_age", "render_status_page"]
 
-STATES = ("connecting", "active", "reconnecting", "failed", "dropped", "stopped")
+STATES = tuple(state.value for state in ServerState)
 REFRESH_MS = 2000  # how often the script re-reads health/mcp
 FETCH_TIMEOUT_MS = 1500  # a hung sidecar marks the page stale instead of freezing it
 NOSCRIPT_REFRESH_S = 5  # without JavaScript, the browser reloads the page instead
