@@ -6,6 +6,7 @@ started), and re-check `/proc/<pid>/cmdline` before signalling, so a recycled pi
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import shutil
@@ -14,7 +15,7 @@ import socket
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +139,15 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def kill_ours(pids: Iterable[int], marker: str) -> list[int]:
-    """SIGKILL each live pid whose command line contains `marker`; returns the pids it killed."""
+# What the servers the benchmarks start have in their command lines.
+SERVER_MARKERS = ("benchmarks/tiny_server.py", "behaving.py", "server-everything")
+
+
+def kill_ours(pids: Iterable[int], *markers: str) -> list[int]:
+    """SIGKILL each live pid whose command line contains one of `markers`; returns the pids it killed."""
     killed = []
     for pid in pids:
-        if not is_dead(pid) and marker in cmdline(pid):
+        if not is_dead(pid) and any(marker in cmdline(pid) for marker in markers):
             try:
                 os.kill(pid, signal.SIGCONT)
                 os.kill(pid, signal.SIGKILL)
@@ -150,6 +155,26 @@ def kill_ours(pids: Iterable[int], marker: str) -> list[int]:
             except ProcessLookupError:
                 pass
     return killed
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.005) -> bool:
+    """Poll `condition` until it holds (True) or `timeout` seconds have passed (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+async def wait_until_async(condition: Callable[[], bool], timeout: float, interval: float = 0.005) -> bool:
+    """`wait_until` for a coroutine: sleeps on the event loop (which may be what reaps children)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(interval)
+    return True
 
 
 def read_pidfile(path: Path, timeout: float = 10.0) -> int:
@@ -164,10 +189,6 @@ def read_pidfile(path: Path, timeout: float = 10.0) -> int:
 
 def behaving_args(*flags: str) -> list[str]:
     return [str(BEHAVING), *flags]
-
-
-def python() -> str:
-    return sys.executable
 
 
 # The healthy servers of the 8-server startup scenario. `everything` is the npm reference server

@@ -33,6 +33,7 @@ os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")  # nothing may leave
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     HEALTHY_KINDS,
+    SERVER_MARKERS,
     children,
     default_healthy_kind,
     healthy_server,
@@ -40,6 +41,7 @@ from _common import (
     is_dead,
     kill_ours,
     result_line,
+    wait_until_async,
 )
 from agents import set_tracing_disabled
 from agents.mcp import MCPServerManager, MCPServerStdio
@@ -74,13 +76,19 @@ async def one_run(kind: str, server_python: str, parallel: bool, workdir: Path) 
         errors = {s.name: f"{type(e).__name__}: {e}"[:160] for s, e in manager.errors.items()}
         leaving = time.perf_counter()
     exit_time = time.perf_counter() - leaving
-    await asyncio.sleep(0.2)  # let late exits land before counting
-    alive = [pid for pid, state in children() if state != "Z"]
-    if hung_pidfile.exists() and not is_dead(int(hung_pidfile.read_text())):
-        alive.append(int(hung_pidfile.read_text()))
-    kill_ours(alive, "behaving.py")
-    kill_ours(alive, "tiny_server.py")
-    kill_ours(alive, "server-everything")
+
+    def alive() -> list[int]:
+        pids = [pid for pid, state in children() if state != "Z"]
+        try:
+            hung = int(hung_pidfile.read_text())
+        except (FileNotFoundError, ValueError):  # not started, or the pid not written yet
+            return pids
+        return pids if is_dead(hung) or hung in pids else [*pids, hung]
+
+    # late exits get up to 0.2 s to land before counting
+    await wait_until_async(lambda: not alive(), timeout=0.2)
+    left = alive()
+    kill_ours(left, *SERVER_MARKERS)
     return {
         "ready": ready,
         "active": len(active),
@@ -88,7 +96,7 @@ async def one_run(kind: str, server_python: str, parallel: bool, workdir: Path) 
         "hung_failed": failed == [f"s{HUNG}"],
         "errors": errors,
         "exit": exit_time,
-        "leftover": len(set(alive)),
+        "leftover": len(set(left)),
     }
 
 

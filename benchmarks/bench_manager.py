@@ -35,6 +35,7 @@ from _common import (
     BEHAVING,
     LOCALHOST,
     REPO,
+    SERVER_MARKERS,
     TINY,
     Row,
     behaving_args,
@@ -49,13 +50,14 @@ from _common import (
     open_fds,
     port_open,
     proc_state,
-    python,
     read_pidfile,
     result_line,
     row,
     say,
     secs,
     summary,
+    wait_until,
+    wait_until_async,
 )
 
 from sidecar import MCPServerManager, ServerConfig
@@ -91,10 +93,10 @@ def drain(sub: Subscription) -> list[LifecycleEvent]:
 
 
 def stray_children() -> list[tuple[int, str]]:
-    """Children of this process still alive (zombies excluded); each is killed if it is a server of ours."""
+    """Children of this process still alive (zombies excluded), counted, then SIGKILLed by pid if they
+    are servers this benchmark started (node, tiny or behaving.py), so none outlives the benchmark."""
     live = [(pid, state) for pid, state in children() if state != "Z"]
-    kill_ours([pid for pid, _ in live], "benchmarks/tiny_server.py")
-    kill_ours([pid for pid, _ in live], "behaving.py")
+    kill_ours([pid for pid, _ in live], *SERVER_MARKERS)
     return live
 
 
@@ -102,7 +104,7 @@ def stdio_config(name: str, *flags: str, **overrides: Any) -> ServerConfig:
     return ServerConfig(
         name=name,
         transport="stdio",
-        command=python(),
+        command=sys.executable,
         args=behaving_args("--name", name, *flags),
         **overrides,
     )
@@ -156,7 +158,7 @@ def _baseline(kind: str, runs: int) -> dict[str, Any] | str:
         str(BASELINE_PYTHON),
         str(REPO / "benchmarks" / "baseline_openai_agents.py"),
         "--server-python",
-        python(),
+        sys.executable,
         "--runs",
         str(runs),
         "--healthy",
@@ -455,14 +457,18 @@ def bench_stop_detection() -> list[Row]:
 # -- 5. HTTP server killed and restarted on the same port --------------------------------------
 
 
+_HTTP_SERVERS: list[subprocess.Popen[bytes]] = []  # every HTTP server started, for the last cleanup
+
+
 def _spawn_http(port: int, log: Path) -> subprocess.Popen[bytes]:
-    # setpriv --pdeathsig: should this benchmark be killed (run_all's timeout), the server goes too.
+    # The server stays in this benchmark's process group, so run_all's killpg on a timeout reaches it;
+    # setpriv --pdeathsig kills it too should this benchmark die some other way.
     guard = [SETPRIV, "--pdeathsig", "KILL", "--"] if SETPRIV else []
     with open(log, "ab") as err:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [
                 *guard,
-                python(),
+                sys.executable,
                 str(BEHAVING),
                 "--transport",
                 "streamable-http",
@@ -474,8 +480,9 @@ def _spawn_http(port: int, log: Path) -> subprocess.Popen[bytes]:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=err,
-            start_new_session=True,
         )
+    _HTTP_SERVERS.append(process)
+    return process
 
 
 def _stop_http(process: subprocess.Popen[bytes]) -> None:
@@ -548,8 +555,12 @@ async def _http_restart(runs: int, workdir: Path) -> list[dict[str, Any]]:
 
 
 def bench_http_restart(runs: int = 3) -> list[Row]:
-    with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
-        results = anyio.run(_http_restart, runs, Path(tmp), backend="asyncio")
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
+            results = anyio.run(_http_restart, runs, Path(tmp), backend="asyncio")
+    finally:  # _http_restart stops its server on every path; this catches one a failure skipped
+        for process in _HTTP_SERVERS:
+            _stop_http(process)
     for i, r in enumerate(results):
         say(
             f"  run {i + 1}: lost after {ms(r['detected'])} ({r['lost_reason']}); server listening "
@@ -588,7 +599,7 @@ def _sidecar_command() -> list[str]:
     """The real CLI, from the venv this runs in (or on PATH), guarded to die with this benchmark."""
     exe = Path(sys.executable).parent / "mcp-sidecar"
     found = str(exe) if exe.exists() else shutil.which("mcp-sidecar")
-    command = [found] if found else [python(), "-m", "sidecar"]
+    command = [found] if found else [sys.executable, "-m", "sidecar"]
     return [SETPRIV, "--pdeathsig", "KILL", "--", *command] if SETPRIV else command
 
 
@@ -614,7 +625,9 @@ def _cli_run(workdir: Path) -> dict[str, Any]:
     ]
     for i in range(CLI_SERVERS):
         args = json.dumps([str(BEHAVING), "--name", f"s{i}", "--pidfile", str(pidfiles[i])])
-        lines.append(f"  - {{name: s{i}, transport: stdio, command: {json.dumps(python())}, args: {args}}}")
+        lines.append(
+            f"  - {{name: s{i}, transport: stdio, command: {json.dumps(sys.executable)}, args: {args}}}"
+        )
     config = workdir / "sidecar.yaml"
     config.write_text("\n".join(lines) + "\n")
     log = workdir / "sidecar.log"
@@ -642,7 +655,7 @@ def _cli_run(workdir: Path) -> dict[str, Any]:
         pids = [read_pidfile(p) for p in pidfiles]
         stopped_pid = pids[CLI_STOPPED]
         os.kill(stopped_pid, signal.SIGSTOP)
-        time.sleep(0.1)
+        wait_until(lambda: proc_state(stopped_pid) == "T", timeout=5)  # the stop has taken effect
         stopped_state = proc_state(stopped_pid)
         term = time.perf_counter()
         sidecar.send_signal(signal.SIGTERM)
@@ -724,7 +737,7 @@ async def _soak(cycles: int) -> dict[str, Any]:
     config = ServerConfig(
         name="tiny",
         transport="stdio",
-        command=python(),
+        command=sys.executable,
         args=["-I", "-S", str(TINY)],
         connect_timeout=5.0,
         health={"interval": 0},
@@ -749,7 +762,8 @@ async def _soak(cycles: int) -> dict[str, Any]:
                 raise RuntimeError(f"cycle {cycle}: not active with a new pid: {status}")
             cycle_times.append(time.perf_counter() - t0)
             if cycle in SOAK_SAMPLES:
-                await anyio.sleep(0.05)  # let the old child's reaping settle before counting
+                # the old child is reaped by the event loop: count once no zombie is left (or 5 s passed)
+                await wait_until_async(lambda: all(state != "Z" for _, state in children()), timeout=5)
                 samples[cycle] = _resources()
         total = time.perf_counter() - started
         dropped = sub.dropped

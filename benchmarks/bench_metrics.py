@@ -12,6 +12,7 @@ server by pid and polls `/metrics` until `mcp_server_up{server=...}` reads 0; 20
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import statistics
@@ -24,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession, ClientTimeout, web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import LOCALHOST, TINY, Row, free_port, ms, python, result_line, row, say, summary
+from _common import LOCALHOST, TINY, Row, free_port, ms, result_line, row, say, summary
 
 from sidecar import MCPServerManager
 from sidecar.events import Connected, HealthCheckPassed, ToolCalled
@@ -141,7 +142,7 @@ async def _http_scrapes(metrics: SidecarMetrics, between: Any) -> list[float]:
     port = runner.addresses[0][1]
     samples = []
     try:
-        async with ClientSession() as session:
+        async with ClientSession(timeout=ClientTimeout(total=10)) as session:
             for _ in range(20):
                 between()
                 started = time.perf_counter()
@@ -150,7 +151,8 @@ async def _http_scrapes(metrics: SidecarMetrics, between: Any) -> list[float]:
                     await response.read()
                 samples.append(time.perf_counter() - started)
     finally:
-        await runner.cleanup()
+        with anyio.fail_after(10, shield=True):
+            await runner.cleanup()
     return samples
 
 
@@ -168,11 +170,14 @@ def _up(port: int) -> float | None:
     return None
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> float:
+def _wait(predicate: Any, timeout: float, what: str, interval: float = 0.0) -> float:
+    """Poll `predicate` every `interval` s (0: back to back, for the measured wait) until it holds."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
         if predicate():
             return time.perf_counter() - started
+        if interval:
+            time.sleep(interval)
     raise TimeoutError(what)
 
 
@@ -183,18 +188,19 @@ def bench_kill_to_metrics(runs: int = 20) -> list[Row]:
         config.write_text(
             f"sidecar: {{listen: '{LOCALHOST}:{port}'}}\n"
             "servers:\n"
-            f"  - {{name: tiny, transport: stdio, command: {python()}, args: [-I, -S, '{TINY}'], "
+            f"  - {{name: tiny, transport: stdio, command: {json.dumps(sys.executable)}, "
+            f"args: {json.dumps(['-I', '-S', str(TINY)])}, "
             "health: {interval: 60s}, reconnect: {initial_backoff: 200ms, jitter: 0}}\n"
         )
         sidecar = subprocess.Popen(
-            [python(), "-m", "sidecar", "run", "-c", str(config)],
+            [sys.executable, "-m", "sidecar", "run", "-c", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         latencies = []
         try:
             for _ in range(runs):
-                _wait(lambda: _up(port) == 1, 15, "tiny up")
+                _wait(lambda: _up(port) == 1, 15, "tiny up", interval=0.02)
                 pid = _pid_of_child(sidecar.pid)
                 os.kill(pid, signal.SIGKILL)
                 killed = time.perf_counter()
@@ -202,7 +208,11 @@ def bench_kill_to_metrics(runs: int = 20) -> list[Row]:
                 latencies.append(time.perf_counter() - killed)
         finally:
             sidecar.send_signal(signal.SIGTERM)
-            sidecar.wait(10)
+            try:
+                sidecar.wait(10)
+            except subprocess.TimeoutExpired:
+                sidecar.kill()
+                sidecar.wait(5)
     s = summary(latencies)
     say("  SIGKILL to mcp_server_up 0 on /metrics (ms): " + ", ".join(f"{v * 1000:.1f}" for v in latencies))
     return [

@@ -13,6 +13,7 @@ Exit status: 0 when every claim with a verdict was met, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -26,9 +27,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-MANAGER, METRICS = HERE / "bench_manager.py", HERE / "bench_metrics.py"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import BENCH_DIR, REPO, row
+
+MANAGER, METRICS = BENCH_DIR / "bench_manager.py", BENCH_DIR / "bench_metrics.py"
 
 # name -> (script, deadline in s). The baseline runs inside `ready` when .cache/bench-baseline exists.
 BENCHMARKS = {
@@ -77,43 +79,60 @@ def load() -> str:
 
 
 def run_one(name: str, script: Path, deadline: float) -> tuple[list[dict[str, Any]], float, str | None]:
-    """(rows, seconds, error) of one benchmark, its output echoed as it comes."""
+    """(rows, seconds, error) of one benchmark, its output echoed as it comes.
+
+    Its process group (the benchmark and whatever it started) is SIGKILLed on every way out while the
+    benchmark still runs: deadline, unreadable RESULT line, Ctrl-C. Output is read with os.read, so a
+    partial line cannot block past the deadline."""
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-u", str(script), name],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
         cwd=REPO,
         start_new_session=True,
     )
     rows: list[dict[str, Any]] = []
-    error = None
+    errors: list[str] = []
     assert process.stdout is not None
+    fd = process.stdout.fileno()
     try:
         with selectors.DefaultSelector() as selector:
-            selector.register(process.stdout, selectors.EVENT_READ)
-            while True:
+            selector.register(fd, selectors.EVENT_READ)
+            pending = b""
+            eof = False
+            while not eof:
                 left = deadline - (time.perf_counter() - started)
                 if left <= 0:
                     raise TimeoutError
                 if not selector.select(timeout=min(left, 1.0)):
                     continue
-                line = process.stdout.readline()
-                if not line:
-                    break
-                if line.startswith("RESULT "):
-                    rows = json.loads(line[len("RESULT ") :])["rows"]
-                else:
-                    print(line, end="", flush=True)
+                chunk = os.read(fd, 65536)
+                eof = not chunk
+                *lines, pending = (pending + chunk).split(b"\n")
+                if eof and pending:
+                    lines.append(pending)
+                for raw in lines:
+                    line = raw.decode(errors="replace")
+                    if not line.startswith("RESULT "):
+                        print(line, flush=True)
+                        continue
+                    try:
+                        rows = json.loads(line[len("RESULT ") :])["rows"]
+                    except (ValueError, KeyError, TypeError) as e:
+                        errors.append(f"unreadable RESULT line ({type(e).__name__}: {e})"[:200])
         code = process.wait(timeout=max(1.0, deadline - (time.perf_counter() - started)))
         if code != 0:
-            error = f"exited with code {code}"
+            errors.append(f"exited with code {code}")
     except (TimeoutError, subprocess.TimeoutExpired):
-        error = f"did not finish within {deadline:g} s; killed"
-        os.killpg(process.pid, signal.SIGKILL)  # its own group: the benchmark and what it started
-        process.wait()
-    return rows, time.perf_counter() - started, error
+        errors.append(f"did not finish within {deadline:g} s; killed")
+    finally:
+        if process.poll() is None:  # not yet reaped, so its pid is still its group's id
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # its own group: the benchmark and what it started
+            process.wait()
+        process.stdout.close()
+    return rows, time.perf_counter() - started, "; ".join(errors) or None
 
 
 def verdict(ok: bool | None) -> str:
@@ -149,7 +168,9 @@ def main() -> int:
     for name in names:
         remaining = TOTAL_BUDGET - (time.perf_counter() - started)
         if remaining < 10:
-            all_rows.append(row_error(name, "skipped: the total time budget is spent"))
+            all_rows.append(
+                row(name, f"benchmark {name}", "-", "skipped: the total time budget is spent", False)
+            )
             continue
         print(f"\n== {name}", flush=True)
         script, deadline = BENCHMARKS[name]
@@ -157,7 +178,7 @@ def main() -> int:
         timings[name] = seconds
         all_rows.extend(rows)
         if error is not None:
-            all_rows.append(row_error(name, error))
+            all_rows.append(row(name, f"benchmark {name}", "-", error, False))
         print(f"   ({seconds:.1f} s)", flush=True)
     total = time.perf_counter() - started
     print(f"\n{table(all_rows)}\n")
@@ -168,17 +189,6 @@ def main() -> int:
             json.dumps({"machine": info, "total": total, "timings": timings, "rows": all_rows}, indent=1)
         )
     return 0 if all(r["ok"] is not False for r in all_rows) else 1
-
-
-def row_error(name: str, error: str) -> dict[str, Any]:
-    return {
-        "bench": name,
-        "claim": f"benchmark {name}",
-        "bound": "-",
-        "measured": error,
-        "ok": False,
-        "data": {},
-    }
 
 
 if __name__ == "__main__":
