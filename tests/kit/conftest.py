@@ -2,7 +2,7 @@
 
 External binaries (promtool, prometheus, alertmanager, amtool: Debian packages `prometheus`
 and `prometheus-alertmanager`) skip a test locally when missing and fail it when `CI=true`,
-like `require` in tests/conftest.py.
+like `require` in tests/externals.py.
 """
 
 from __future__ import annotations
@@ -19,38 +19,48 @@ from typing import Any
 import pytest
 import yaml
 from externals import require
+from prometheus_client.parser import text_string_to_metric_families
+from support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
+from sidecar.events import ToolCalled
+from sidecar.state import ServerState, ServerStatus
+from sidecar.telemetry import metrics as _metrics
 
-# The "Prometheus metrics" contract table (README / DESIGN): name -> labels. Histograms also
-# expose _bucket, _sum and _count series.
-CONTRACT_METRICS: dict[str, frozenset[str]] = {
-    "mcp_server_up": frozenset({"server", "transport", "criticality"}),
-    "mcp_server_state": frozenset({"server", "state"}),
-    "mcp_servers_active": frozenset(),
-    "mcp_servers_failed": frozenset(),
-    "mcp_servers_configured": frozenset(),
-    "mcp_server_reconnect_attempts_total": frozenset({"server"}),
-    "mcp_server_reconnect_failures_total": frozenset({"server"}),
-    "mcp_server_disconnects_total": frozenset({"server", "reason"}),
-    "mcp_server_connect_duration_seconds": frozenset({"server"}),
-    "mcp_server_health_check_duration_seconds": frozenset({"server"}),
-    "mcp_server_health_check_failures_total": frozenset({"server"}),
-    "mcp_server_last_state_change_timestamp_seconds": frozenset({"server"}),
-    "mcp_server_tools": frozenset({"server"}),
-    "mcp_server_info": frozenset({"server", "protocol_version", "implementation", "implementation_version"}),
-    "mcp_tool_calls_total": frozenset({"server", "tool"}),
-    "mcp_tool_call_errors_total": frozenset({"server", "tool", "error_type"}),
-    "mcp_tool_call_duration_seconds": frozenset({"server", "tool"}),
-    "mcp_sidecar_build_info": frozenset({"version", "mcp_version"}),
+# The metrics contract, from the exporter itself: every module-level `_Family` of
+# sidecar/telemetry/metrics.py by name and kind (counters are named with their `_total`).
+# Histograms also expose _bucket, _sum and _count series.
+FAMILIES: dict[str, str] = {
+    value.name: value.kind for value in vars(_metrics).values() if isinstance(value, _metrics._Family)
 }
-HISTOGRAMS = frozenset(
-    {
-        "mcp_server_connect_duration_seconds",
-        "mcp_server_health_check_duration_seconds",
-        "mcp_tool_call_duration_seconds",
-    }
-)
+HISTOGRAMS = frozenset(name for name, kind in FAMILIES.items() if kind == "histogram")
+
+
+def _exported_labels() -> dict[str, frozenset[str]]:
+    """name -> labels of every `mcp_*` family the exporter writes for one server that has
+    answered its handshake and had one failed tool call. This also finds
+    `mcp_sidecar_build_info`, the one contract series prometheus-client renders (not a `_Family`)."""
+    kind = {"transport": "stdio", "criticality": "critical"}
+    status = ServerStatus(name="s", **kind, state=ServerState.ACTIVE, since=1.0, tools=("t",),
+                          protocol_version="2025-11-25", server_name="n", server_version="1")  # fmt: skip
+    exporter = _metrics.SidecarMetrics(lambda: [status])
+    exporter.observe(ToolCalled(server="s", **kind, state=ServerState.ACTIVE, previous=ServerState.ACTIVE,
+                                ts=1.0, tool="t", duration=0.01, error_type="tool_error"))  # fmt: skip
+    body, _ = exporter.render()
+    labels: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            base, _, suffix = sample.name.rpartition("_")
+            name = base if base in HISTOGRAMS and suffix in {"bucket", "sum", "count"} else sample.name
+            if name.startswith("mcp_"):
+                labels.setdefault(name, set()).update(set(sample.labels) - {"le"})
+    unrendered = set(FAMILIES) - set(labels)
+    if unrendered:
+        raise RuntimeError(f"tests/kit/conftest.py: no samples rendered for {sorted(unrendered)}")
+    return {name: frozenset(names) for name, names in labels.items()}
+
+
+# The "Prometheus metrics" contract (README / DESIGN): name -> labels.
+CONTRACT_METRICS: dict[str, frozenset[str]] = _exported_labels()
 PROMETHEUS_BUILTINS = frozenset({"up"})  # series Prometheus itself writes for every target
 
 # Everything PromQL spells with a name that is not a metric.
@@ -90,12 +100,6 @@ def _binary(*names: str, package: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def need() -> Callable[[bool, str], None]:
-    """`need(condition, what)`: skip locally, fail in CI, when an external is missing."""
-    return require
-
-
-@pytest.fixture(scope="session")
 def promtool() -> str:
     return _binary("promtool", package="prometheus")
 
@@ -118,11 +122,6 @@ def amtool() -> str:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
-
-
-@pytest.fixture(scope="session")
-def load_yaml() -> Callable[[Path], Any]:
-    return lambda path: yaml.safe_load(path.read_text())
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,20 @@ REQUIRED_ALERTS = {
     "MCPSidecarDown": "critical",
     "MCPSidecarAbsent": "warning",
 }
+# The alerts about one MCP server: their expression keeps the `server` label, and their
+# summary and description name the server.
+PER_SERVER_ALERTS = {
+    "MCPCriticalServerDown",
+    "MCPOptionalServerDown",
+    "MCPServerFlapping",
+    "MCPServerReconnectsFailing",
+    "MCPServerProbesSlow",
+}
+_AGGREGATION = re.compile(
+    r"\b(?:sum|min|max|avg|group|stddev|stdvar|count|count_values|bottomk|topk|quantile|limitk|limit_ratio)\s*"
+    r"(?:(?P<before>by|without)\s*\((?P<before_labels>[^)]*)\))?\s*\("
+)
+_TRAILING_CLAUSE = re.compile(r"\s*(?P<after>by|without)\s*\((?P<after_labels>[^)]*)\)")
 
 
 def promtool_run(promtool: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -32,6 +46,32 @@ def promtool_run(promtool: str, *args: str, cwd: Path) -> subprocess.CompletedPr
 def github_anchor(heading: str) -> str:
     """The anchor GitHub gives a Markdown heading."""
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def keeps_label(
+    expr: str, label: str, contract: Mapping[str, frozenset[str]], promql_metrics: Callable[[str], set[str]]
+) -> bool:
+    """Whether the series `expr` yields carry `label`: every aggregation keeps it (`by` naming
+    it, or `without` not naming it), no `absent()`, and every metric read is exported with it."""
+    if "absent(" in expr:
+        return False
+    for match in _AGGREGATION.finditer(expr):
+        kind, labels = match["before"], match["before_labels"]
+        if kind is None:  # `sum(...) by (...)`, or no clause: look after the closing parenthesis
+            depth, end = 1, match.end()
+            while depth:
+                depth += {"(": 1, ")": -1}.get(expr[end], 0)
+                end += 1
+            trailing = _TRAILING_CLAUSE.match(expr, end)
+            if trailing is None:
+                return False  # aggregated over everything
+            kind, labels = trailing["after"], trailing["after_labels"]
+        named = {name.strip() for name in labels.split(",")}
+        if (kind == "by") != (label in named):
+            return False
+    names = promql_metrics(expr)
+    families = {name if name in contract else re.sub(r"_(bucket|sum|count)$", "", name) for name in names}
+    return bool(families) and all(label in contract.get(family, frozenset()) for family in families)
 
 
 def test_promtool_check_rules_is_clean(promtool: str, repo: Path) -> None:
@@ -84,12 +124,50 @@ def test_every_required_alert_exists_with_its_severity(alert_rules: list[dict[st
     assert severities == REQUIRED_ALERTS
 
 
-def test_every_alert_is_annotated_and_templated(alert_rules: list[dict[str, Any]]) -> None:
+@pytest.mark.parametrize(
+    ("expr", "keeps"),
+    [
+        ("mcp_server_up == 0", True),
+        ("changes(mcp_server_last_state_change_timestamp_seconds[15m]) > 6", True),
+        ("max by (job, server) (mcp_server_up) == 0", True),
+        ("max(mcp_server_up) by (server) == 0", True),
+        ("sum without (tool) (rate(mcp_tool_calls_total[5m]))", True),
+        (
+            "histogram_quantile(0.9, sum by (server, le) (rate(mcp_tool_call_duration_seconds_bucket[5m])))",
+            True,
+        ),
+        ("max by (job, instance) (mcp_server_up) == 0", False),
+        ("max(mcp_server_up) == 0", False),
+        ("sum(rate(mcp_tool_calls_total[5m])) by (job)", False),
+        ("sum without (server) (mcp_server_tools)", False),
+        ("mcp_servers_active == 0", False),
+        ('up{job="mcp-sidecar"} == 0', False),
+        ('absent(mcp_server_up{job="mcp-sidecar"})', False),
+    ],
+)
+def test_the_per_server_check_reads_promql(
+    expr: str,
+    keeps: bool,
+    contract: Mapping[str, frozenset[str]],
+    promql_metrics: Callable[[str], set[str]],
+) -> None:
+    assert keeps_label(expr, "server", contract, promql_metrics) is keeps
+
+
+def test_every_alert_is_annotated_and_templated(
+    alert_rules: list[dict[str, Any]],
+    contract: Mapping[str, frozenset[str]],
+    promql_metrics: Callable[[str], set[str]],
+) -> None:
+    per_server = {
+        rule["alert"] for rule in alert_rules if keeps_label(rule["expr"], "server", contract, promql_metrics)
+    }
+    assert per_server == PER_SERVER_ALERTS
     for rule in alert_rules:
         annotations = rule["annotations"]
         assert set(annotations) >= {"summary", "description", "runbook_url"}, rule["alert"]
         assert annotations["runbook_url"].startswith(RUNBOOK_PREFIX), rule["alert"]
-        if re.search(r"\bserver\b", rule["expr"]):  # per-server alerts: the on-call must see which one
+        if rule["alert"] in PER_SERVER_ALERTS:  # per-server alerts: the on-call must see which one
             for key in ("summary", "description"):
                 assert "{{ $labels.server }}" in annotations[key], (rule["alert"], key)
         else:

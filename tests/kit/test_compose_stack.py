@@ -12,10 +12,8 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
@@ -25,6 +23,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import yaml
+from support import LOCALHOST, free_port, wait_for
 
 SCHEMA = Path(__file__).resolve().parent / "schemas" / "compose-spec.json"
 
@@ -143,6 +142,15 @@ def test_the_sidecar_config_is_valid_and_listens_on_all_interfaces(
             assert urlsplit(server["url"]).hostname in compose["services"], server["url"]
 
 
+def test_the_admin_token_has_no_default(repo: Path, compose: dict[str, Any]) -> None:
+    """A token shipped in the file would be known to everyone: unset, the admin endpoints are off."""
+    sidecar = compose["services"]["sidecar"]
+    config_path = sidecar["command"][sidecar["command"].index("-c") + 1]
+    config = yaml.safe_load((repo / mount_source(compose, "sidecar", config_path)).read_text())
+    token_env = config["sidecar"]["admin_token_env"]
+    assert sidecar["environment"][token_env] == f"${{{token_env}:-}}"
+
+
 def test_traces_go_to_jaeger(compose: dict[str, Any]) -> None:
     environment = compose["services"]["sidecar"]["environment"]
     endpoint = urlsplit(environment["OTEL_EXPORTER_OTLP_ENDPOINT"])
@@ -215,12 +223,6 @@ def test_grafana_is_provisioned_with_the_datasource_and_the_dashboard(
     assert mount_source(compose, "grafana", f"{path}/mcp-sidecar.json") == "./dashboards/mcp-sidecar.json"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_the_example_webhook_logs_one_line_per_alert(repo: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
@@ -230,16 +232,18 @@ def test_the_example_webhook_logs_one_line_per_alert(repo: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+    def answers() -> bool:
+        assert process.poll() is None, "webhook logger exited"
+        try:
+            with urllib.request.urlopen(f"http://{LOCALHOST}:{port}/", timeout=1) as response:
+                assert response.status == 200
+                return True
+        except OSError:
+            return False
+
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
-                    assert response.status == 200
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, "webhook logger did not start"
-                time.sleep(0.05)
+        wait_for(answers, 10, "the webhook logger to start")
         payload = {
             "version": "4",
             "status": "firing",
@@ -250,7 +254,7 @@ def test_the_example_webhook_logs_one_line_per_alert(repo: Path) -> None:
             ],
         }  # fmt: skip
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/pager", data=json.dumps(payload).encode(), method="POST"
+            f"http://{LOCALHOST}:{port}/pager", data=json.dumps(payload).encode(), method="POST"
         )
         with urllib.request.urlopen(request, timeout=5) as response:
             assert response.status == 200

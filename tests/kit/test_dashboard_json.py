@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from externals import require
 
 UID = "mcp-sidecar"
 SCHEMA_VERSION = 42  # Grafana 12's dashboard JSON; grafana-foundation-sdk 0.0.21 writes it
@@ -47,9 +48,9 @@ def expressions(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield panel["title"], target["expr"]
 
 
-def test_committed_json_is_what_the_generator_writes(repo: Path, need: Callable[[bool, str], None]) -> None:
+def test_committed_json_is_what_the_generator_writes(repo: Path) -> None:
     found = importlib.util.find_spec("grafana_foundation_sdk") is not None
-    need(found, "grafana-foundation-sdk==0.0.21 (a test dependency)")
+    require(found, "grafana-foundation-sdk==0.0.21 (a test dependency)")
     result = subprocess.run(
         [sys.executable, "dashboards/generate.py", "--stdout"],
         cwd=repo,

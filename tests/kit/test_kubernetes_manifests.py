@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from externals import require
 
 # Native sidecars (init containers with restartPolicy: Always) are on by default since 1.29.
 KUBERNETES_VERSIONS = ("1.29.0", "1.33.0")
@@ -43,10 +44,8 @@ def sidecar(pod: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 @pytest.mark.parametrize("kind", ["Deployment", "ConfigMap"])
-def test_core_kinds_are_valid(
-    manifests: dict[str, dict[str, Any]], kind: str, version: str, need: Callable[[bool, str], None]
-) -> None:
-    need(
+def test_core_kinds_are_valid(manifests: dict[str, dict[str, Any]], kind: str, version: str) -> None:
+    require(
         importlib.util.find_spec("kubernetes_validate") is not None, "kubernetes-validate (a test dependency)"
     )
     import kubernetes_validate
@@ -54,10 +53,8 @@ def test_core_kinds_are_valid(
     kubernetes_validate.validate(manifests[kind], version, strict=True)
 
 
-def test_the_validator_rejects_a_misspelt_field(
-    manifests: dict[str, dict[str, Any]], need: Callable[[bool, str], None]
-) -> None:
-    need(
+def test_the_validator_rejects_a_misspelt_field(manifests: dict[str, dict[str, Any]]) -> None:
+    require(
         importlib.util.find_spec("kubernetes_validate") is not None, "kubernetes-validate (a test dependency)"
     )
     import kubernetes_validate
