@@ -8,7 +8,7 @@ NPM_CACHE := .cache/npm
 NPM_SERVERS := @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31
 DEMO_HTTP_PORT := 8765
 
-.PHONY: run test lint unit integration bench bench-baseline clean
+.PHONY: run test lint unit bench bench-baseline clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from support import proc_stat
 
 __all__ = ["CDPError", "Chromium", "Page", "chromium", "find_chromium"]
 
@@ -37,16 +38,6 @@ def find_chromium() -> str | None:
 
 class CDPError(RuntimeError):
     """The browser answered a command with an error, or went away."""
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state, session id) of a process, or None once it is gone."""
-    try:
-        data = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    fields = data[data.rindex(b")") + 2 :].split()
-    return fields[0].decode(), int(fields[3])
 
 
 def _cmdline(pid: int) -> bytes:
@@ -258,10 +249,10 @@ class Chromium:
         for entry in os.listdir("/proc"):
             if not entry.isdigit() or int(entry) == os.getpid():
                 continue
-            stat = _proc_stat(int(entry))
+            stat = proc_stat(int(entry))
             if stat is None or stat[0] == "Z":
                 continue
-            if stat[1] == session or marker in _cmdline(int(entry)):
+            if stat[3] == session or marker in _cmdline(int(entry)):
                 found.append(int(entry))
         return found
 
@@ -286,7 +277,8 @@ class Chromium:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 await self.process.wait()
         if self.process.returncode is None:
-            os.kill(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # reaped in between
+                os.kill(self.process.pid, signal.SIGKILL)
         while (left := self.leftovers()) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         for pid in left:

@@ -12,7 +12,6 @@ import importlib.util
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,17 +23,11 @@ from typing import Any
 import anyio
 import pytest
 from externals import require
+from support import BEHAVING, EVERYTHING_JS, FILESYSTEM_JS, LOCALHOST, alive, free_port, proc_stat
 
 from sidecar.config import ServerConfig
 from sidecar.events import LifecycleEvent, Subscription
 from sidecar.manager import MCPServerManager
-
-REPO = Path(__file__).resolve().parent.parent
-BEHAVING = REPO / "tests" / "servers" / "behaving.py"
-NPM_MODULES = REPO / ".cache" / "npm" / "node_modules" / "@modelcontextprotocol"
-EVERYTHING_JS = NPM_MODULES / "server-everything" / "dist" / "index.js"
-FILESYSTEM_JS = NPM_MODULES / "server-filesystem" / "dist" / "index.js"
-LOCALHOST = "127.0.0.1"
 
 # Short enough that a test sees probes, losses and reconnects within a second or two.
 FAST: dict[str, Any] = {
@@ -114,18 +107,17 @@ def _python_server_fixture() -> Callable[..., ServerConfig]:
 # -- waiting for conditions --------------------------------------------------------------------------
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float, what: str = "condition") -> float:
-    """Poll `predicate` until true; fail after `timeout` s. Returns the seconds it took."""
-    started = time.monotonic()
+async def wait_until(predicate: Callable[[], bool], timeout: float, what: str = "condition") -> None:
+    """Poll `predicate` until true; fail after `timeout` s."""
     with anyio.move_on_after(timeout):
         while not predicate():
             await anyio.sleep(0.005)
-        return time.monotonic() - started
+        return
     raise AssertionError(f"{what}: not true within {timeout:g}s")
 
 
 @pytest.fixture(name="wait_until")
-def _wait_until_fixture() -> Callable[..., Awaitable[float]]:
+def _wait_until_fixture() -> Callable[..., Awaitable[None]]:
     return wait_until
 
 
@@ -221,17 +213,6 @@ def _is_event_fixture() -> Callable[..., Callable[[LifecycleEvent], bool]]:
 # -- processes: /proc, leak guard --------------------------------------------------------------------
 
 
-def proc_stat(pid: int) -> tuple[str, int, int, int, str] | None:
-    """(state, ppid, pgrp, session, comm) from /proc/PID/stat, or None if gone."""
-    try:
-        data = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    comm = data[data.index(b"(") + 1 : data.rindex(b")")].decode(errors="replace")
-    fields = data[data.rindex(b")") + 2 :].split()
-    return fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]), comm
-
-
 def _all_pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
@@ -280,11 +261,7 @@ class LeakGuard:
         """Live processes in process group `pgrp` (a stdio server leads its own)."""
         return [pid for pid in _all_pids() if (stat := proc_stat(pid)) and stat[2] == pgrp and stat[0] != "Z"]
 
-    @staticmethod
-    def alive(pid: int) -> bool:
-        """True while `pid` exists and is not a zombie."""
-        stat = proc_stat(pid)
-        return stat is not None and stat[0] != "Z"
+    alive = staticmethod(alive)
 
     @staticmethod
     def state(pid: int) -> str | None:
@@ -343,12 +320,6 @@ def leak_guard() -> Iterator[LeakGuard]:
 
 
 # -- services we run ourselves over HTTP ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, 0))
-        return int(sock.getsockname()[1])
 
 
 class Service:
@@ -411,9 +382,10 @@ class Service:
         return self
 
     def kill(self) -> None:
-        """SIGKILL our process (by pid) and reap it."""
+        """SIGKILL our process and its group (it leads one: anything it started goes too), and reap it."""
         if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
     def tail(self, lines: int = 20) -> str:
@@ -450,8 +422,9 @@ def services(leak_guard: LeakGuard, tmp_path: Path) -> Iterator[Callable[..., Se
     try:
         yield make
     finally:
-        for service in made:
-            service.kill()
+        with contextlib.ExitStack() as stack:  # every service is killed, even if one kill fails
+            for service in made:
+                stack.callback(service.kill)
 
 
 @pytest.fixture

@@ -30,10 +30,20 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from support import LOCALHOST
 
-__all__ = ["OTLPReceiver", "ReceivedSpan", "grpc_receiver", "http_receiver"]
+__all__ = [
+    "KIND_CLIENT",
+    "KIND_INTERNAL",
+    "STATUS_ERROR",
+    "STATUS_UNSET",
+    "OTLPReceiver",
+    "ReceivedSpan",
+    "decode",
+    "grpc_receiver",
+    "http_receiver",
+]
 
-LOCALHOST = "127.0.0.1"
 KIND_INTERNAL = Span.SpanKind.SPAN_KIND_INTERNAL
 KIND_CLIENT = Span.SpanKind.SPAN_KIND_CLIENT
 STATUS_ERROR = Status.StatusCode.STATUS_CODE_ERROR

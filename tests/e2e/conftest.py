@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .harness import sidecar_process
+from .harness import sidecars
 
-__all__ = ["sidecar_process"]
+__all__ = ["sidecars"]

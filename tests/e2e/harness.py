@@ -1,51 +1,45 @@
-"""Running the real `mcp-sidecar` command in tests: configs, processes, polling with deadlines."""
+"""Running the real `mcp-sidecar` command in tests: configs, the process, its health."""
 
 from __future__ import annotations
 
 import json
-import socket
+import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from support import BEHAVING, LOCALHOST, REPO, alive, free_port, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVER = ROOT / "tests" / "servers" / "behaving.py"
+if TYPE_CHECKING:
+    from conftest import LeakGuard
+
+__all__ = [
+    "BEHAVING",
+    "CLI",
+    "REPO",
+    "SidecarProcess",
+    "Sidecars",
+    "alive",
+    "free_port",
+    "health",
+    "sidecars",
+    "stdio_server",
+    "wait_for",
+    "write_config",
+]
+
 CLI = [sys.executable, "-m", "sidecar"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    """Poll `predicate` until it returns something truthy, or fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+Sidecars = Callable[..., "SidecarProcess"]  # the `sidecars` fixture: start one from a config
 
 
 def health(port: int) -> dict | None:
+    """The `/health/mcp` document, or None while nothing answers."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/mcp", timeout=1) as response:
+        with urllib.request.urlopen(f"http://{LOCALHOST}:{port}/health/mcp", timeout=1) as response:
             return json.load(response)
     except OSError:
         return None
@@ -54,7 +48,7 @@ def health(port: int) -> dict | None:
 def write_config(tmp_path: Path, port: int, servers: str, sidecar_extra: str = "") -> Path:
     config = tmp_path / "sidecar.yaml"
     config.write_text(
-        f"sidecar:\n  listen: 127.0.0.1:{port}\n{sidecar_extra}"
+        f"sidecar:\n  listen: {LOCALHOST}:{port}\n{sidecar_extra}"
         "defaults:\n  connect_timeout: 10s\n  health: {interval: 500ms, timeout: 1s}\n"
         "  reconnect: {initial_backoff: 100ms, max_backoff: 500ms}\n"
         f"servers:\n{servers}"
@@ -63,7 +57,7 @@ def write_config(tmp_path: Path, port: int, servers: str, sidecar_extra: str = "
 
 
 def stdio_server(name: str, pidfile: Path, *flags: str, critical: bool = False) -> str:
-    args = ", ".join(json.dumps(a) for a in [str(SERVER), "--pidfile", str(pidfile), *flags])
+    args = ", ".join(json.dumps(a) for a in [str(BEHAVING), "--pidfile", str(pidfile), *flags])
     criticality = "critical" if critical else "optional"
     return (
         f"  - {{name: {name}, transport: stdio, command: {json.dumps(sys.executable)}, "
@@ -71,26 +65,53 @@ def stdio_server(name: str, pidfile: Path, *flags: str, critical: bool = False) 
     )
 
 
+class SidecarProcess:
+    """`mcp-sidecar run -c CONFIG` as a user starts it. Its log lines go to a file next to
+    the config: a pipe nobody reads until the end could fill up and block the sidecar."""
+
+    def __init__(
+        self, config: Path, *, env: Mapping[str, str] | None = None, log_format: str = "json"
+    ) -> None:
+        self.log = config.with_suffix(".log")
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [*CLI, "run", "-c", str(config), "--log-format", log_format],
+                cwd=REPO,
+                env=None if env is None else {**env},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.poll()
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> str:
+        """Send `sig`, wait up to `timeout` s (then SIGKILL by pid), and return the log lines."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.logs()
+
+
 @pytest.fixture
-def sidecar_process() -> Iterator[list[subprocess.Popen[str]]]:
-    """Sidecars started by a test; killed (by PID) if the test left one running."""
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(5)
+def sidecars(leak_guard: LeakGuard) -> Iterator[Callable[..., SidecarProcess]]:
+    """`sidecars(config, env=..., log_format=...)` starts one; each still running is stopped
+    (SIGTERM, then SIGKILL) at teardown, before the leak guard looks."""
+    started: list[SidecarProcess] = []
 
+    def start(config: Path, **options: object) -> SidecarProcess:
+        started.append(SidecarProcess(config, **options))  # type: ignore[arg-type]
+        return started[-1]
 
-def start(config: Path, started: list[subprocess.Popen[str]], *extra: str) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [*CLI, "run", "-c", str(config), *extra],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    started.append(process)
-    return process
-
-
+    yield start
+    for sidecar in started:
+        sidecar.stop()

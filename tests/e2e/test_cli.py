@@ -10,15 +10,16 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from .harness import (
     CLI,
-    ROOT,
+    REPO,
+    SidecarProcess,
     alive,
     free_port,
     health,
-    start,
     stdio_server,
     wait_for,
     write_config,
@@ -26,13 +27,13 @@ from .harness import (
 
 
 def test_version() -> None:
-    out = subprocess.run([*CLI, "--version"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([*CLI, "--version"], capture_output=True, text=True, check=True, timeout=30).stdout
     assert out.startswith("mcp-sidecar ") and "(mcp 2." in out
 
 
 def test_check_accepts_the_demo_config() -> None:
     result = subprocess.run(
-        [*CLI, "check", "-c", "examples/demo.yaml"], cwd=ROOT, capture_output=True, text=True
+        [*CLI, "check", "-c", "examples/demo.yaml"], cwd=REPO, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, result.stderr
     assert "ok, 5 servers" in result.stdout
@@ -46,7 +47,7 @@ def test_check_reports_each_problem_on_one_line_and_exits_2(tmp_path: Path) -> N
         "  - {name: b, transport: carrier-pigeon}\n"
         "  - {name: c, transport: streamable-http, url: 'http://127.0.0.1:1/mcp', frobnicate: 1}\n"
     )
-    result = subprocess.run([*CLI, "check", "-c", str(bad)], capture_output=True, text=True)
+    result = subprocess.run([*CLI, "check", "-c", str(bad)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 3, lines
@@ -68,7 +69,7 @@ def test_run_with_a_bad_config_starts_nothing(tmp_path: Path) -> None:
 
 
 def test_run_serves_health_and_stops_cleanly_on_sigterm(
-    tmp_path: Path, sidecar_process: list[subprocess.Popen[str]]
+    tmp_path: Path, sidecars: Callable[..., SidecarProcess]
 ) -> None:
     port = free_port()
     pids = [tmp_path / f"s{i}.pid" for i in range(3)]
@@ -79,7 +80,7 @@ def test_run_serves_health_and_stops_cleanly_on_sigterm(
         + stdio_server("beta", pids[1])
         + stdio_server("stubborn", pids[2], "--ignore-sigterm"),
     )
-    process = start(config, sidecar_process)
+    sidecar = sidecars(config)
     document = wait_for(
         lambda: (doc := health(port)) and doc["active_count"] == 3 and doc, 30, "3 active servers"
     )
@@ -89,17 +90,20 @@ def test_run_serves_health_and_stops_cleanly_on_sigterm(
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
         assert response.status == 200
     table = subprocess.run(
-        [*CLI, "status", "--url", f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True
+        [*CLI, "status", "--url", f"http://127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     ).stdout
     assert table.startswith("healthy: 3/3 active")
     assert "stubborn" in table and "active" in table
 
     server_pids = [int(path.read_text()) for path in pids]
     began = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=10)
+    stderr = sidecar.stop(signal.SIGTERM)
     took = time.monotonic() - began
-    assert process.returncode == 0, stderr
+    assert sidecar.returncode == 0, stderr
     assert took < 3.0, f"shutdown took {took:.2f}s"
     assert not [pid for pid in server_pids if alive(pid)], "a server outlived the sidecar"
 
@@ -115,13 +119,13 @@ def test_run_serves_health_and_stops_cleanly_on_sigterm(
 
 
 def test_readyz_reports_a_down_critical_server(
-    tmp_path: Path, sidecar_process: list[subprocess.Popen[str]]
+    tmp_path: Path, sidecars: Callable[..., SidecarProcess]
 ) -> None:
     port = free_port()
     config = write_config(
         tmp_path, port, stdio_server("needed", tmp_path / "n.pid", "--crash-at-start", critical=True)
     )
-    process = start(config, sidecar_process)
+    sidecar = sidecars(config)
 
     def readyz() -> tuple[int, str] | None:
         try:
@@ -135,9 +139,8 @@ def test_readyz_reports_a_down_critical_server(
     status, body = wait_for(lambda: (r := readyz()) and "exited" in r[1] and r, 30, "a 503 naming the exit")
     assert status == 503
     assert "needed: reconnecting (exited with code 1: ModuleNotFoundError" in body
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=10)
-    assert process.returncode == 0
+    sidecar.stop(signal.SIGINT)
+    assert sidecar.returncode == 0
 
 
 def test_strict_startup_fails_when_a_critical_server_is_down(tmp_path: Path) -> None:
@@ -157,7 +160,10 @@ def test_strict_startup_fails_when_a_critical_server_is_down(tmp_path: Path) -> 
 
 def test_status_says_when_no_sidecar_answers() -> None:
     result = subprocess.run(
-        [*CLI, "status", "--url", f"http://127.0.0.1:{free_port()}"], capture_output=True, text=True
+        [*CLI, "status", "--url", f"http://127.0.0.1:{free_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 1
     assert "cannot read" in result.stderr
@@ -165,17 +171,16 @@ def test_status_says_when_no_sidecar_answers() -> None:
 
 
 def test_servers_die_with_a_sidecar_killed_outright(
-    tmp_path: Path, sidecar_process: list[subprocess.Popen[str]]
+    tmp_path: Path, sidecars: Callable[..., SidecarProcess]
 ) -> None:
     """SIGKILL runs no shutdown code; the kernel's parent-death signal still takes the child."""
     pidfile = tmp_path / "deaf.pid"
     # Hung at initialize: it never reads stdin, so it would not notice the pipe closing.
     config = write_config(tmp_path, free_port(), stdio_server("deaf", pidfile, "--hang-at-initialize"))
-    process = start(config, sidecar_process)
+    sidecar = sidecars(config)
     pid = wait_for(lambda: pidfile.exists() and int(pidfile.read_text()), 30, "the server's pidfile")
     assert alive(pid)
-    process.kill()
-    process.wait(5)
+    sidecar.stop(signal.SIGKILL)
     try:
         wait_for(lambda: not alive(pid), 5, f"server {pid} to die with the sidecar")
     finally:

@@ -5,50 +5,33 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
 from otlp import http_receiver
 
-from .harness import free_port, health, stdio_server, write_config
+from .harness import Sidecars, free_port, health, stdio_server, wait_for, write_config
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-async def until(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await anyio.to_thread.run_sync(predicate)
-        if value:
-            return value
-        await anyio.sleep(0.05)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+async def until(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    """`wait_for` in a worker thread: the collector in this event loop keeps receiving meanwhile."""
+    await anyio.to_thread.run_sync(lambda: wait_for(predicate, timeout, what))
 
 
 async def test_lifecycle_spans_are_exported_and_log_lines_carry_their_ids(
-    tmp_path: Path, sidecar_process: list
+    tmp_path: Path, sidecars: Sidecars
 ) -> None:
     port = free_port()
     pid_file = tmp_path / "alpha.pid"
     config = write_config(tmp_path, port, stdio_server("alpha", pid_file, critical=True))
     async with http_receiver() as collector:
-        process = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block; waits are threaded)
-            [sys.executable, "-m", "sidecar", "run", "-c", str(config)],
-            env=os.environ | collector.env() | {"OTEL_SERVICE_NAME": "sidecar-under-test"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        sidecar_process.append(process)
+        env = os.environ | collector.env() | {"OTEL_SERVICE_NAME": "sidecar-under-test"}
+        sidecar = sidecars(config, env=env)
         await until(lambda: (doc := health(port)) and doc["active_count"] == 1, 30, "alpha active")
         os.kill(int(pid_file.read_text()), signal.SIGKILL)
         await until(
@@ -59,9 +42,8 @@ async def test_lifecycle_spans_are_exported_and_log_lines_carry_their_ids(
             "alpha reconnected",
         )
         reconnect = await collector.wait_for(lambda s: s.name == "reconnect alpha" and not s.error, 10)
-        process.send_signal(signal.SIGTERM)
         started = time.monotonic()
-        _, stderr = await anyio.to_thread.run_sync(lambda: process.communicate(timeout=10))
+        stderr = await anyio.to_thread.run_sync(sidecar.stop)
         assert time.monotonic() - started < 3  # flushing spans does not hold the exit
 
     lines = [json.loads(line) for line in stderr.splitlines()]

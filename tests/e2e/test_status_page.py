@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -23,16 +21,17 @@ import pytest
 import yaml
 from browser import Page, chromium, find_chromium
 from externals import require
+from support import BEHAVING, free_port
 
 from sidecar.web.status_page import format_age, render_status_page
+
+from .harness import SidecarProcess
 
 if TYPE_CHECKING:
     from conftest import LeakGuard
 
 pytestmark = pytest.mark.anyio
 
-ROOT = Path(__file__).resolve().parents[2]
-BEHAVING = ROOT / "tests" / "servers" / "behaving.py"
 HOSTILE = "<img src=x onerror=window.pwned=1>"  # what a server may print to stderr before dying
 GREEN, RED = "rgb(21, 128, 61)", "rgb(185, 28, 28)"  # the page's colours for active and failed
 
@@ -45,12 +44,6 @@ ROWS_JS = """[...document.querySelectorAll('#rows tr[data-server]')].map((tr) =>
 }))"""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def chromium_binary() -> str:
     binary = find_chromium()
@@ -59,8 +52,8 @@ def chromium_binary() -> str:
     return binary
 
 
-class Sidecar:
-    """`mcp-sidecar run` on a free port, as a user starts it."""
+class Sidecar(SidecarProcess):
+    """`mcp-sidecar run` on a free port with these servers, text log lines in `sidecar.log`."""
 
     def __init__(self, tmp_path: Path, servers: list[dict[str, Any]]) -> None:
         self.port = free_port()
@@ -79,15 +72,7 @@ class Sidecar:
                 }
             )
         )
-        self.log = tmp_path / "sidecar.log"
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "sidecar", "run", "-c", str(config), "--log-format", "text"],
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
+        super().__init__(config, log_format="text")
 
     async def health(self, until: Callable[[dict[str, Any]], bool], timeout: float = 30.0) -> dict[str, Any]:
         """Poll `/health/mcp` until `until(document)`; fail with the last document and the log."""
@@ -105,16 +90,6 @@ class Sidecar:
                         pass
                     await anyio.sleep(0.05)
         raise AssertionError(f"health never matched; last: {document}\n{self.log.read_text()[-3000:]}")
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL by pid if it is still running after `timeout` s."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
 
 
 @pytest.fixture

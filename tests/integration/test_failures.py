@@ -7,10 +7,10 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from support import BEHAVING
 
 from sidecar import MCPServerManager, ServerConfig, ServerState, ToolCallError
 from sidecar.events import Connected, ConnectFailed, HealthCheckFailed, Lost, ToolCalled
@@ -22,7 +22,6 @@ pytestmark = pytest.mark.anyio
 
 Watch = Callable[[MCPServerManager], "EventLog"]
 IsEvent = Callable[..., Callable[..., bool]]
-BEHAVING = Path(__file__).resolve().parents[1] / "servers" / "behaving.py"
 
 
 async def test_crash_at_start_reports_exit_code_and_stderr(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from support import BEHAVING
 
 from sidecar import (
     MCPServerManager,
@@ -27,7 +28,6 @@ pytestmark = pytest.mark.anyio
 
 Watch = Callable[[MCPServerManager], "EventLog"]
 IsEvent = Callable[..., Callable[..., bool]]
-BEHAVING = Path(__file__).resolve().parent.parent / "servers" / "behaving.py"
 
 
 async def _unavailable_at_once(manager: MCPServerManager, server: str) -> ServerUnavailable:
@@ -41,7 +41,7 @@ async def _unavailable_at_once(manager: MCPServerManager, server: str) -> Server
 
 async def test_lists_errors_and_unavailable_servers(
     python_server: Callable[..., ServerConfig],
-    wait_until: Callable[..., Awaitable[float]],
+    wait_until: Callable[..., Awaitable[None]],
     leak_guard: LeakGuard,
 ) -> None:
     servers = [

@@ -204,7 +204,8 @@ async def test_call_pending_when_http_server_dies_fails_at_once(
         async with anyio.create_task_group() as tg:
             tg.start_soon(slow_call)
             # Every task waits on I/O: the request is out, the answer is awaited. Kill the server now.
-            await anyio.wait_all_tasks_blocked()
+            with anyio.fail_after(5):
+                await anyio.wait_all_tasks_blocked()
             killed = time.monotonic()
             service.kill()
         failed_after = time.monotonic() - killed

@@ -79,8 +79,12 @@ async def test_filesystem_reads_a_file_in_its_allowed_dir(
         assert not content.is_error
         assert "written by the integration test" in text_of(content)
         # Outside the allowed directory the server refuses: an error result, not a sidecar error.
-        outside = await manager.call_tool("fs", "read_text_file", {"path": str(tmp_path)})
+        elsewhere = tmp_path / "outside.txt"
+        elsewhere.write_text("not for the server")
+        outside = await manager.call_tool("fs", "read_text_file", {"path": str(elsewhere)})
         assert outside.is_error
+        assert "denied" in text_of(outside).lower(), text_of(outside)
+        assert "not for the server" not in text_of(outside)
     leak_guard.assert_clean()
 
 

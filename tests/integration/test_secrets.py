@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
+from support import free_port
 
 from sidecar import MCPServerManager, parse_config
 from sidecar.telemetry.logs import format_json, format_text
@@ -23,18 +23,12 @@ CANARIES = ("canary-secret-123456", "canary-secret-abcdef", "canary-secret-pw987
 LEAKY = "import os, sys; sys.stderr.write('token is ' + os.environ['API_TOKEN'] + '\\n'); sys.exit(3)"
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:  # bound then closed: nothing listens there
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_canaries_appear_nowhere(
     watch: Callable[[MCPServerManager], EventLog],
     is_event: Callable[..., Callable[..., bool]],
     leak_guard: LeakGuard,
 ) -> None:
-    port = closed_port()
+    port = free_port()
     document = {
         "defaults": {
             "connect_timeout": "2s",

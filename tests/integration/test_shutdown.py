@@ -8,10 +8,11 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from externals import in_ci, require
+from support import BEHAVING, EVERYTHING_JS
 
 from sidecar import MCPServerManager, ServerConfig, ServerState, ToolCallTimeout
 
@@ -21,11 +22,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anyio
 
 NO_PROBES = {"interval": 0}  # a probe would notice the frozen servers and replace them before shutdown
-BEHAVING = Path(__file__).resolve().parents[1] / "servers" / "behaving.py"
-EVERYTHING_JS = (
-    Path(__file__).resolve().parents[2]
-    / ".cache/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
-)
 
 
 def _plain_servers(
@@ -33,6 +29,8 @@ def _plain_servers(
 ) -> list[ServerConfig]:
     """Healthy servers to shut down alongside: node ones start 5x faster, Python ones if node is absent."""
     node = shutil.which("node")
+    if in_ci():  # CI has node and the npm servers; a silent fallback there would hide their absence
+        require(node is not None and EVERYTHING_JS.is_file(), "node and server-everything")
     if node and EVERYTHING_JS.is_file():
         return [
             server_config(f"plain-{i}", command=node, args=[str(EVERYTHING_JS), "stdio"], health=NO_PROBES)
@@ -44,7 +42,7 @@ def _plain_servers(
 async def test_shutdown_of_eight_servers_with_frozen_and_stubborn_ones(
     python_server: Callable[..., ServerConfig],
     server_config: Callable[..., ServerConfig],
-    wait_until: Callable[..., Awaitable[float]],
+    wait_until: Callable[..., Awaitable[None]],
     leak_guard: LeakGuard,
 ) -> None:
     servers = _plain_servers(6, python_server, server_config)
@@ -79,7 +77,7 @@ async def test_shutdown_of_eight_servers_with_frozen_and_stubborn_ones(
 
 async def test_grandchildren_go_with_their_server(
     server_config: Callable[..., ServerConfig],
-    wait_until: Callable[..., Awaitable[float]],
+    wait_until: Callable[..., Awaitable[None]],
     leak_guard: LeakGuard,
 ) -> None:
     """A wrapper script that leaves a helper process running: the whole process group is killed."""

@@ -7,6 +7,7 @@ variables. The receivers (tests/otlp.py) decode what arrives, and keep the raw b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -33,6 +34,7 @@ from otlp import (
     grpc_receiver,
     http_receiver,
 )
+from support import free_port
 
 from sidecar import MCPServerManager, ServerConfig, ServerUnavailable, ToolCallTimeout
 from sidecar.events import Connected, LifecycleEvent, Subscription
@@ -387,7 +389,8 @@ async def test_tool_call_span_continues_the_callers_trace(
                 ):
                     await manager.call_tool("gone", "echo", {})
         finally:
-            assert await anyio.to_thread.run_sync(shutdown_tracing, provider, 10.0)
+            flushed = await anyio.to_thread.run_sync(shutdown_tracing, provider, 10.0)
+        assert flushed
     leak_guard.assert_clean()
 
     echo = _one([s for s in receiver.named("tools/call echo") if s.attributes[SERVER] == "tools"], "echo")
@@ -488,13 +491,16 @@ def test_service_name_default_and_override(otel_env: pytest.MonkeyPatch) -> None
 _EXITING = """
 import time
 from opentelemetry import trace
-from sidecar.telemetry.tracing import configure_tracing
+from sidecar.telemetry.tracing import _WATCHED, configure_tracing
 
-configure_tracing("0")  # the global provider; its bounded shutdown runs at exit
+provider = configure_tracing("0")  # the global provider; its bounded shutdown runs at exit
 tracer = trace.get_tracer("exit-test")
 for i in range(50):
     tracer.start_span(f"span {i}").end()
-time.sleep(0.3)  # the batch processor is exporting (or stuck trying) by now
+exporter, deadline = _WATCHED[provider], time.monotonic() + 5
+while not (exporter.failing or exporter.stuck()) and time.monotonic() < deadline:
+    time.sleep(0.01)  # until the batch processor is exporting (stuck) or has failed to
+assert exporter.failing or exporter.stuck(), "no export was attempted within 5 s"
 print(time.time(), flush=True)
 """
 
@@ -513,12 +519,7 @@ def black_hole() -> Iterator[int]:
 def test_exit_is_not_held_by_a_dead_collector(
     protocol: str, collector: str, otel_env: pytest.MonkeyPatch, leak_guard: LeakGuard
 ) -> None:
-    with black_hole() as port:
-        if collector == "closed-port":
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-            sock.close()
+    with black_hole() if collector == "black-hole" else contextlib.nullcontext(free_port()) as port:
         env = {
             **os.environ,
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",

@@ -594,6 +594,8 @@ servers:
     assert len(lines) >= 8
     for value in environ.values():
         assert all(value not in line for line in lines), value
+    for fragment in ("hunter2", "secret-", "secret name", "db.internal"):  # no part of a value either
+        assert all(fragment not in line for line in lines), fragment
     assert "x.yaml: servers[2] (c).url: environment variable MISSING is not set" in lines
 
 

@@ -25,11 +25,6 @@ from sidecar.errors import (
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _validation_error() -> pydantic.ValidationError:
     try:
         pydantic.TypeAdapter(int).validate_python("not a number")

@@ -30,11 +30,6 @@ S = ServerState
 COMMON = {"server": "time", "transport": "stdio", "criticality": "optional"}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def event(n: int, state: ServerState = S.ACTIVE, previous: ServerState = S.ACTIVE) -> HealthCheckPassed:
     return HealthCheckPassed(**COMMON, state=state, previous=previous, ts=float(n), duration=0.001)
 

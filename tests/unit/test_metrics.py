@@ -187,10 +187,12 @@ def test_hostile_tool_names_are_escaped(openmetrics: bool) -> None:
 def test_an_unchanged_scrape_is_served_again_and_a_change_is_not_missed() -> None:
     metrics = SidecarMetrics(lambda: [A])
     first, _ = metrics.render()
+    cached = dict(metrics._bodies)  # what a scrape with no change may reuse as is
     assert (
         metrics.render()[0].split(b"\n# HELP mcp_servers_active")[1]
         == first.split(b"\n# HELP mcp_servers_active")[1]
     )
+    assert all(metrics._bodies[family] is body for family, body in cached.items())  # nothing re-rendered
     metrics.observe(event(HealthCheckPassed, duration=0.01))
     assert get(samples(metrics), "mcp_server_health_check_duration_seconds_count", server="alpha") == 1
 

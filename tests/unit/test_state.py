@@ -142,6 +142,8 @@ def test_status_has_no_instance_dict() -> None:
     status = _status()
     with pytest.raises((AttributeError, TypeError)):
         status.extra = 1  # type: ignore[attr-defined]
+    # Frozen alone raises above too; only slots take away the per-instance dict.
+    assert not hasattr(status, "__dict__")
 
 
 def test_status_replace_makes_a_new_snapshot() -> None:

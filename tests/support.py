@@ -1,0 +1,59 @@
+"""Helpers every kind of test needs: where things are, free ports, /proc, waiting with a deadline.
+
+One copy of each, imported by the conftests, the e2e harness, the kit tests and the
+browser driver (like `externals.py`, this folder is on the import path under pytest).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BEHAVING = REPO / "tests" / "servers" / "behaving.py"
+NPM_MODULES = REPO / ".cache" / "npm" / "node_modules" / "@modelcontextprotocol"
+EVERYTHING_JS = NPM_MODULES / "server-everything" / "dist" / "index.js"
+FILESYSTEM_JS = NPM_MODULES / "server-filesystem" / "dist" / "index.js"
+LOCALHOST = "127.0.0.1"
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (127.0.0.1)."""
+    with socket.socket() as sock:
+        sock.bind((LOCALHOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def proc_stat(pid: int) -> tuple[str, int, int, int, str] | None:
+    """(state, ppid, pgrp, session, comm) from /proc/PID/stat, or None if gone."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    comm = data[data.index(b"(") + 1 : data.rindex(b")")].decode(errors="replace")
+    fields = data[data.rindex(b")") + 2 :].split()
+    return fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]), comm
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    stat = proc_stat(pid)
+    return stat is not None and stat[0] != "Z"
+
+
+def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll `predicate` until it returns something truthy, and return that; fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
