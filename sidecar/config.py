@@ -202,6 +202,9 @@ class ServerConfig(_Model):
     headers: dict[str, _Str] = Field(default_factory=dict)
     criticality: Criticality = "optional"
     connect_timeout: PositiveDuration = 10.0
+    # How much longer a connect attempt may go on, reported not ready, before it is abandoned:
+    # None = the default of `effective_connect_grace`; 0 = none.
+    connect_grace: Duration | None = None
     call_timeout: PositiveDuration = 60.0
     protocol: Protocol = "auto"
     health: HealthConfig = Field(default_factory=HealthConfig)
@@ -221,6 +224,16 @@ class ServerConfig(_Model):
         except ValueError:
             raise ValueError("has an invalid port") from None
         return url
+
+    @property
+    def effective_connect_grace(self) -> float:
+        """Seconds a connect attempt goes on past its timeout. A stdio server's slow start (a busy
+        host, a cold import) is waited for, since killing it only repeats the work; a hung one
+        still ends, at three times the timeout by default. HTTP and SSE default to none: the
+        remote process is not ours, and a new attempt throws nothing away."""
+        if self.connect_grace is not None:
+            return self.connect_grace
+        return 2 * self.connect_timeout if self.transport == "stdio" else 0.0
 
     @model_validator(mode="after")
     def _transport_fields(self) -> ServerConfig:
@@ -267,6 +280,7 @@ class _Defaults(_Model):
 
     criticality: Criticality | None = None
     connect_timeout: PositiveDuration | None = None
+    connect_grace: Duration | None = None
     call_timeout: PositiveDuration | None = None
     protocol: Protocol | None = None
     health: HealthConfig | None = None
@@ -321,6 +335,7 @@ _FOREIGN_KEYS = (
     "headers",
     "criticality",
     "connect_timeout",
+    "connect_grace",
     "call_timeout",
     "protocol",
     "health",

@@ -26,6 +26,7 @@ from prometheus_client import (
     PLATFORM_COLLECTOR,
     PROCESS_COLLECTOR,
     CollectorRegistry,
+    Counter,
     Gauge,
     generate_latest,
 )
@@ -38,6 +39,7 @@ from ..events import (
     ConnectFailed,
     HealthCheckFailed,
     HealthCheckPassed,
+    InternalError,
     LifecycleEvent,
     Lost,
     ReconnectAttempt,
@@ -49,7 +51,7 @@ __all__ = ["DISCONNECT_REASONS", "DURATION_BUCKETS", "SidecarMetrics", "wants_op
 
 # From a 1 ms probe on localhost to a 30 s connect of a cold `npx` server.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-DISCONNECT_REASONS = ("exited", "probe_timeout", "probe_error", "transport_error", "closed")
+DISCONNECT_REASONS = ("exited", "probe_timeout", "probe_error", "transport_error", "closed", "internal_error")
 _STATES = tuple(state.value for state in ServerState)
 # The text format this module writes; prometheus-client's own "latest" may be newer.
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -245,11 +247,18 @@ class SidecarMetrics:
             ["version", "mcp_version"],
             registry=self._process,
         ).labels(importlib.metadata.version("mcp-sidecar"), importlib.metadata.version("mcp")).set(1)
+        self._internal_errors = Counter(
+            "mcp_sidecar_internal_errors",
+            "Bugs of the sidecar's own caught by a supervisor (each logged with its traceback).",
+            registry=self._process,
+        )
         self._sync(statuses())
 
     # -- feeding ------------------------------------------------------------------------------
 
     def observe(self, event: LifecycleEvent) -> None:
+        if isinstance(event, InternalError):
+            self._internal_errors.inc()
         series = self._series.get(event.server)
         if series is None:
             return  # a server removed by a reload; its last events no longer count
