@@ -189,6 +189,9 @@ class ReconnectConfig(_Model):
         return self
 
 
+_MIN_STDIO_GRACE = 30.0  # 7 SDK servers took 12.7 s to start beside 4 CPU hogs on 2 cores
+
+
 class ServerConfig(_Model):
     """One MCP server: how to reach it, how much it matters, how to watch and reconnect it."""
 
@@ -228,12 +231,13 @@ class ServerConfig(_Model):
     @property
     def effective_connect_grace(self) -> float:
         """Seconds a connect attempt goes on past its timeout. A stdio server's slow start (a busy
-        host, a cold import) is waited for, since killing it only repeats the work; a hung one
-        still ends, at three times the timeout by default. HTTP and SSE default to none: the
-        remote process is not ours, and a new attempt throws nothing away."""
+        host, a cold import) is waited for, since killing it only repeats the work: by default
+        twice the timeout, and at least 30 s, because start-up work does not shrink with the
+        timeout a user picks. HTTP and SSE default to none: the remote process is not ours,
+        and a new attempt throws nothing away."""
         if self.connect_grace is not None:
             return self.connect_grace
-        return 2 * self.connect_timeout if self.transport == "stdio" else 0.0
+        return max(_MIN_STDIO_GRACE, 2 * self.connect_timeout) if self.transport == "stdio" else 0.0
 
     @model_validator(mode="after")
     def _transport_fields(self) -> ServerConfig:
