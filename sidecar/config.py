@@ -270,6 +270,9 @@ class SidecarSettings(_Model):
     strict: bool = False
     startup_timeout: PositiveDuration | None = None
     shutdown_timeout: PositiveDuration = 1.5
+    # Connect attempts in their handshake at once (an overdue one gives its place up): a
+    # thousand at once starve the event loop that also answers /livez and /metrics.
+    max_concurrent_connects: int = Field(64, ge=1)
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> SidecarSettings:

@@ -33,6 +33,7 @@ from .telemetry.tracing import tool_call_span
 __all__ = ["MCPServerManager"]
 
 _GRACE = 0.3  # on top of the close budget, for the supervisors to publish their last events
+_CONNECT_SLOTS = 64  # handshakes under way at once, as `sidecar.max_concurrent_connects` defaults
 
 
 class MCPServerManager:
@@ -46,9 +47,12 @@ class MCPServerManager:
         startup_timeout: float | None = None,
         shutdown_timeout: float | None = None,
         secrets: Iterable[str] = (),
+        max_concurrent_connects: int | None = None,
     ) -> None:
         if isinstance(servers, SidecarConfig):
             settings = servers.sidecar
+            if max_concurrent_connects is None:
+                max_concurrent_connects = settings.max_concurrent_connects
             configs = tuple(servers.servers)
             strict = settings.strict if strict is None else strict
             startup_timeout = settings.startup_timeout if startup_timeout is None else startup_timeout
@@ -64,13 +68,20 @@ class MCPServerManager:
         self.shutdown_timeout = 1.5 if shutdown_timeout is None else shutdown_timeout
         self._bus = EventBus()
         self._secrets = frozenset(secrets)
+        self._connect_slots = anyio.CapacityLimiter(max_concurrent_connects or _CONNECT_SLOTS)
         self._supervisors: dict[str, Supervisor] = {
             config.name: self._new_supervisor(config) for config in configs
         }
         self._task_group: TaskGroup | None = None
 
     def _new_supervisor(self, config: ServerConfig) -> Supervisor:
-        return Supervisor(config, self._bus, close_timeout=self.shutdown_timeout, secrets=self._secrets)
+        return Supervisor(
+            config,
+            self._bus,
+            close_timeout=self.shutdown_timeout,
+            secrets=self._secrets,
+            connect_slots=self._connect_slots,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -83,12 +83,15 @@ class Supervisor:
         close_timeout: float,
         secrets: frozenset[str] = frozenset(),
         rand: Callable[[], float] = random.random,
+        connect_slots: anyio.CapacityLimiter | None = None,
     ) -> None:
         self.config = config
         self._bus = bus
         self._close_timeout = close_timeout
         self._secrets = secrets
         self._rand = rand
+        self._connect_slots = connect_slots
+        self._holds_slot = False
         reconnect = config.reconnect
         backoff = BackoffPolicy(
             initial=reconnect.initial_backoff,
@@ -281,8 +284,11 @@ class Supervisor:
         try:
             # The connect timeout makes the server "not ready"; the attempt itself may go on
             # for the grace period, since killing a slow start only repeats its work.
-            with anyio.CancelScope(deadline=started + config.connect_timeout + self._grace) as scope:
+            with anyio.CancelScope() as scope:
                 self._attempt_scope = scope
+                await self._take_slot()  # the timeout runs from here: waiting for a place is not slowness
+                started = anyio.current_time()
+                scope.deadline = started + config.connect_timeout + self._grace
                 async with anyio.create_task_group() as timers:
                     timers.start_soon(self._report_overdue, overdue_timer, started)
                     async with open_connection(
@@ -293,6 +299,7 @@ class Supervisor:
                         clock=self._clock,
                     ) as connection:
                         overdue_timer.cancel()
+                        self._give_slot_back()
                         scope.deadline = math.inf
                         was_active = True
                         self._became_active(connection, anyio.current_time() - started)
@@ -311,6 +318,7 @@ class Supervisor:
                 raise cancelled from None
             failure = exc
         finally:
+            self._give_slot_back()
             self._attempt_scope = None
             self._connection = None
         described = self._describe(failure) if failure is not None else None
@@ -347,6 +355,17 @@ class Supervisor:
                 grace=self._grace,
             )
             self._finish_attempt()
+            self._give_slot_back()  # a slow or hung start must not hold up the others' connects
+
+    async def _take_slot(self) -> None:
+        if self._connect_slots is not None:
+            await self._connect_slots.acquire_on_behalf_of(self)
+            self._holds_slot = True
+
+    def _give_slot_back(self) -> None:
+        if self._holds_slot and self._connect_slots is not None:
+            self._holds_slot = False
+            self._connect_slots.release_on_behalf_of(self)
 
     def _describe(self, failure: BaseException) -> tuple[str, str]:
         """(error_type, message) of a failed attempt: the server's failure, or a bug of ours."""
@@ -398,8 +417,10 @@ class Supervisor:
         health = self.config.health
         failures = 0
         # Fixed rate: a probe starts every `interval`, however long the last one took, so a
-        # hung server is judged within threshold x interval + timeout of its last answer.
-        next_probe = anyio.current_time() + health.interval
+        # hung server is judged within threshold x interval + timeout of its last answer. The
+        # first one comes at a random point of the first interval: servers that connected
+        # together (all of them, at start) must not all be probed in the same instant.
+        next_probe = anyio.current_time() + health.interval * (1.0 - self._rand())
         while True:
             await anyio.sleep_until(next_probe)
             started = anyio.current_time()

@@ -225,3 +225,26 @@ async def test_sigkill_is_noticed_even_when_a_helper_holds_stdout(
         lost = await events.wait_for(is_event("wrapped", "lost"), timeout=1, after=mark)
         assert isinstance(lost, Lost) and "SIGKILL" in lost.error
     leak_guard.assert_clean()
+
+
+async def test_a_hung_start_gives_its_connect_slot_up_when_overdue(
+    python_server: Callable[..., ServerConfig], watch: Watch, is_event: IsEvent, leak_guard: LeakGuard
+) -> None:
+    """One handshake at a time: the hung server holds the place only until its timeout, and the
+    wait for a place does not count against the next server's own connect timeout."""
+    manager = MCPServerManager(
+        [
+            python_server("--hang-at-initialize", name="hung", connect_timeout=1.0, connect_grace=30),
+            python_server(name="fine", connect_timeout=1.0),
+        ],
+        max_concurrent_connects=1,
+    )
+    events = watch(manager)
+    async with manager:
+        await events.wait_for(is_event("hung", "connect_overdue"), timeout=10)
+        connected = await events.wait_for(is_event("fine", "connected"), timeout=30)
+        assert manager.status("fine").active
+        assert manager.status("hung").state is ServerState.RECONNECTING  # still in its grace
+        assert not [e for e in events.drain() if e.server == "fine" and e.kind == "connect_failed"]
+        assert connected.ts >= min(e.ts for e in events.drain() if e.kind == "connect_overdue")
+    leak_guard.assert_clean()
