@@ -174,17 +174,22 @@ async def stdio_transport(
     stdout_scope = anyio.CancelScope()
 
     async def read_stdout() -> None:
-        buffer = b""
+        # Grown in place, and split only when a line ended: a 10 MB line then costs linear time,
+        # where `bytes +=` and a split per 64 KB read took 2 s of the event loop (quadratic).
+        buffer = bytearray()
         with stdout_scope, to_session:
             try:
                 while True:
-                    buffer += await stdout.receive()
+                    chunk = await stdout.receive()
+                    buffer += chunk
+                    if b"\n" not in chunk and len(buffer) <= _MAX_LINE_BYTES:
+                        continue
                     *lines, buffer = buffer.split(b"\n")
                     for line in lines:
                         if line.strip():
                             await to_session.send(_parse_line(line))
                     if len(buffer) > _MAX_LINE_BYTES:
-                        buffer = b""
+                        buffer = bytearray()
                         await to_session.send(ValueError("server wrote an over-long line; dropped"))
             except anyio.EndOfStream:
                 child.stdout_eof.set()
@@ -296,7 +301,8 @@ async def http_transport(
     timeout = httpx2.Timeout(connect_timeout, read=_HTTP_READ_TIMEOUT)
     async with (
         _http_client(headers, timeout) as client,
-        streamable_http_client(url, http_client=client) as streams,
+        # An answer streamed as an event may be as large as a stdio line (the SDK's default: 1 MiB).
+        streamable_http_client(url, http_client=client, max_sse_event_size=_MAX_LINE_BYTES) as streams,
     ):
         yield streams
 

@@ -11,9 +11,14 @@ server should fail fast and cheaply, as a real one missing a dependency would.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import signal
+import socket
+import struct
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 if TYPE_CHECKING:
     from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
     from mcp.server.mcpserver import MCPServer
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["main", "parse_args"]
 
@@ -40,6 +46,16 @@ _GARBAGE_LINES = (
     "Starting behaving MCP server...",
     "DEBUG: loaded configuration from /etc/behaving.toml",
     "=== ready ===",
+)
+
+# What the `garbage` tool writes between two messages: not JSON, not UTF-8, an answer to a
+# request nobody sent, and half a message. Each is one write(2) of less than PIPE_BUF bytes,
+# so none can tear a line the SDK writes at the same time.
+_GARBAGE_BYTES = (
+    b"this line is not JSON\n",
+    b"\xff\xfe\x00 not even UTF-8 \xc3\x28\n",
+    b'{"jsonrpc": "2.0", "id": 987654321, "result": {}}\n',
+    b'{"jsonrpc": "2.0", "method": "notifications/\n',
 )
 
 
@@ -62,11 +78,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--garbage-stdout", action="store_true", help="print non-JSON lines to stdout first")
     p.add_argument("--crash-after-calls", type=int, metavar="N", help="die when call N+1 arrives")
     p.add_argument("--hang-after-calls", type=int, metavar="N", help="hang once N calls are answered")
+    p.add_argument("--crash-at-initialize", action="store_true", help="die/reset on the handshake")
+    p.add_argument("--crash-after", type=float, metavar="SECONDS", help="exit SECONDS after tools/list")
+    p.add_argument("--respawn", action="store_true", help="HTTP: serve from a child, re-forked")
+    p.add_argument("--http-500-after-calls", type=int, metavar="N", help="HTTP: POSTs get 500 after N calls")
+    p.add_argument("--fault-tools", action="store_true", help="add the tools big, hangup and garbage")
+    p.add_argument("--also-sse", action="store_true", help="streamable-http: serve SSE (/sse) too")
     args = p.parse_args(argv)
-    for flag in ("extra_tools", "crash_after_calls", "hang_after_calls"):
+    for flag in ("extra_tools", "crash_after_calls", "hang_after_calls", "http_500_after_calls"):
         value = getattr(args, flag)
         if value is not None and value < 0:
             p.error(f"--{flag.replace('_', '-')} must be >= 0")
+    if args.crash_after is not None and not args.crash_after > 0:
+        p.error("--crash-after must be > 0")
+    if args.transport == "stdio" and (args.respawn or args.http_500_after_calls is not None):
+        p.error("--respawn and --http-500-after-calls need an HTTP transport")
+    if args.also_sse and args.transport != "streamable-http":
+        p.error("--also-sse goes with --transport streamable-http")
     return args
 
 
@@ -96,6 +124,38 @@ def hang_at_initialize(args: argparse.Namespace) -> NoReturn:
     block_forever()
 
 
+def crash_at_initialize(args: argparse.Namespace) -> NoReturn:
+    """Die on the client's first request, unanswered (no SDK needed to read one).
+
+    stdio: read the first line (`initialize` or `server/discover`), then exit. HTTP: accept
+    every connection, read its request head, then reset it (RST, no response): a server that
+    dies on each handshake and is restarted at once, which a closed port would not show.
+    """
+    if args.transport == "stdio":
+        sys.stdin.buffer.readline()
+        die(f"behaving: crashing on the handshake (exit {args.exit_code})", args.exit_code)
+    sock = socket.create_server((args.host, args.port))
+    while True:
+        conn, _ = sock.accept()
+        with conn:
+            conn.settimeout(5)
+            head = b""
+            try:
+                while b"\r\n\r\n" not in head and (chunk := conn.recv(65536)):
+                    head += chunk
+            except OSError:
+                pass
+            # Linger 0: close() sends RST, as the kernel does for a process that died.
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def die(line: str, code: int) -> NoReturn:
+    """One line to stderr, then `os._exit`: no cleanup, nothing queued is flushed, like a real crash."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def block_forever() -> NoReturn:
     # time.sleep, not an await: a blocked event loop answers nothing, pings included.
     while True:
@@ -108,12 +168,29 @@ class Misbehaviour:
     It sees every inbound message (``initialize``, ``ping``, ``tools/call``, notifications).
     """
 
-    def __init__(self, crash_after_calls: int | None, hang_after_calls: int | None, exit_code: int) -> None:
+    def __init__(
+        self,
+        crash_after_calls: int | None,
+        hang_after_calls: int | None,
+        exit_code: int,
+        crash_after: float | None = None,
+    ) -> None:
         self.crash_after_calls = crash_after_calls
         self.hang_after_calls = hang_after_calls
         self.exit_code = exit_code
+        self.crash_after = crash_after
         self.calls_arrived = 0
         self.calls_answered = 0
+        self._crash_timer: threading.Timer | None = None
+
+    def _start_crash_timer(self) -> None:
+        """`--crash-after`: a thread, so the crash comes on time even while the loop is busy."""
+        if self.crash_after is None or self._crash_timer is not None:
+            return
+        line = f"behaving: crashing {self.crash_after:g}s after listing its tools (exit {self.exit_code})"
+        self._crash_timer = threading.Timer(self.crash_after, die, (line, self.exit_code))
+        self._crash_timer.daemon = True
+        self._crash_timer.start()
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if self.hang_after_calls is not None and self.calls_answered >= self.hang_after_calls:
@@ -121,15 +198,17 @@ class Misbehaviour:
             sys.stderr.write(f"behaving: hanging after {done} tool calls ({ctx.method} unanswered)\n")
             sys.stderr.flush()
             block_forever()
+        if ctx.method == "tools/list" and self.crash_after is not None:
+            try:
+                return await call_next(ctx)
+            finally:
+                self._start_crash_timer()  # a client that lists tools after its handshake is connected now
         if ctx.method != "tools/call":
             return await call_next(ctx)
         self.calls_arrived += 1
         if self.crash_after_calls is not None and self.calls_arrived > self.crash_after_calls:
             n, code = self.calls_arrived, self.exit_code
-            sys.stderr.write(f"behaving: crashing on tool call {n} (exit {code})\n")
-            sys.stderr.flush()
-            # os._exit: no cleanup, no flush of anything still queued, like a real crash.
-            os._exit(code)
+            die(f"behaving: crashing on tool call {n} (exit {code})", code)
         try:
             return await call_next(ctx)
         finally:
@@ -141,7 +220,9 @@ def build_server(args: argparse.Namespace) -> MCPServer[Any]:
     import anyio
     from mcp.server.mcpserver import MCPServer
 
-    misbehaviour = Misbehaviour(args.crash_after_calls, args.hang_after_calls, args.exit_code)
+    misbehaviour = Misbehaviour(
+        args.crash_after_calls, args.hang_after_calls, args.exit_code, args.crash_after
+    )
     server: MCPServer[Any] = MCPServer(
         name=args.name, version="1.0.0", log_level=args.log_level, middleware=[misbehaviour]
     )
@@ -179,15 +260,159 @@ def _extra_tool(i: int) -> Any:
     return extra
 
 
-def serve_http(server: MCPServer[Any], args: argparse.Namespace) -> None:
-    """Run uvicorn ourselves: MCPServer.run would replace our SIGTERM disposition."""
+def add_fault_tools(server: MCPServer[Any], transport: str) -> None:
+    """`--fault-tools`: answers that hurt the client rather than the server.
+
+    stdio: call this before the SDK starts serving. The SDK points fd 1 at stderr while it
+    serves (so that a stray print cannot corrupt the wire) and writes to a private copy of
+    the pipe, so the tools keep their own copy and know the pipe by its inode.
+    """
+    wire = os.dup(1) if transport == "stdio" else -1
+    pipe = (os.fstat(wire).st_dev, os.fstat(wire).st_ino) if transport == "stdio" else None
+
+    @server.tool(structured_output=False)  # the text once, not also as structured content
+    def big(megabytes: float) -> str:
+        """Return megabytes x 1,000,000 characters."""
+        return "x" * int(megabytes * 1_000_000)
+
+    @server.tool()
+    def hangup() -> str:
+        """Close the stream this call would be answered on; the process lives on."""
+        if pipe is not None:
+            # Every descriptor on the stdout pipe now points at /dev/null: the client reads
+            # EOF, our later writes (this answer too) go nowhere, stdin is still read.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            for fd in _descriptors():
+                with contextlib.suppress(OSError):
+                    stat = os.fstat(fd)
+                    if fd != devnull and (stat.st_dev, stat.st_ino) == pipe:
+                        os.dup2(devnull, fd)
+        # Over HTTP, HTTPFaults cuts this call's response after its headers.
+        return "you should never read this"
+
+    @server.tool()
+    def garbage() -> str:
+        """stdio: write lines that are not JSON-RPC messages onto the wire, then answer."""
+        if pipe is not None:
+            for line in _GARBAGE_BYTES:
+                os.write(wire, line)
+        return "ok"
+
+
+def _descriptors() -> list[int]:
+    try:
+        return [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: the usual range
+        return list(range(256))
+
+
+_TEXT_PLAIN = [(b"content-type", b"text/plain")]
+
+
+class _HangUp(Exception):
+    """Raised after a response's headers: uvicorn then closes the connection mid-body."""
+
+
+class HTTPFaults:
+    """ASGI middleware in front of the SDK's app for the HTTP misbehaviours.
+
+    `--http-500-after-calls N`: once N tool calls were answered, every POST is answered
+    500 before the SDK sees it. `--fault-tools`: a POST calling `hangup` gets its response
+    headers, then the connection is closed before the body ends.
+    """
+
+    def __init__(self, app: ASGIApp, misbehaviour: Misbehaviour, fail_after: int | None, cut: bool) -> None:
+        self.app = app
+        self.misbehaviour = misbehaviour
+        self.fail_after = fail_after
+        self.cut = cut
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        if self.fail_after is not None and self.misbehaviour.calls_answered >= self.fail_after:
+            await send({"type": "http.response.start", "status": 500, "headers": _TEXT_PLAIN})
+            await send({"type": "http.response.body", "body": b"behaving: --http-500-after-calls\n"})
+            return
+        if not self.cut:
+            await self.app(scope, receive, send)
+            return
+        body, receive = await _read_body(receive)
+        if not _calls_tool(body, "hangup"):
+            await self.app(scope, receive, send)
+            return
+        await _cut_after_headers(self.app, scope, receive, send)
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole request body, and a `receive` that replays it to the app."""
+    chunks: list[bytes] = []
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
+
+
+def _calls_tool(body: bytes, tool: str) -> bool:
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return False
+    return (
+        isinstance(message, dict)
+        and message.get("method") == "tools/call"
+        and (message.get("params") or {}).get("name") == tool
+    )
+
+
+async def _cut_after_headers(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    import anyio
+
+    headers_sent = anyio.Event()
+
+    async def headers_only(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            await send(message)
+            headers_sent.set()
+        # the body never leaves
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(app, scope, receive, headers_only)
+        await headers_sent.wait()
+        raise _HangUp("hangup: the connection closes in the middle of the response")
+
+
+def serve_http(server: MCPServer[Any], args: argparse.Namespace, sock: socket.socket | None = None) -> None:
+    """Run uvicorn ourselves: MCPServer.run would replace our SIGTERM disposition. `sock`: a
+    listening socket to serve on instead of binding one."""
     import anyio
     import uvicorn
 
     if args.transport == "sse":
-        app = server.sse_app(host=args.host)
+        app: ASGIApp = server.sse_app(host=args.host)
     else:
-        app = server.streamable_http_app(json_response=args.json_response, host=args.host)
+        streamable = server.streamable_http_app(json_response=args.json_response, host=args.host)
+        if args.also_sse:  # one process, one server, both HTTP transports
+            streamable.router.routes.extend(server.sse_app(host=args.host).routes)
+        app = streamable
+    if args.http_500_after_calls is not None or args.fault_tools:
+        misbehaviour = next(m for m in server.middleware if isinstance(m, Misbehaviour))
+        app = HTTPFaults(app, misbehaviour, args.http_500_after_calls, cut=args.fault_tools)
 
     ignore_sigterm = args.ignore_sigterm
 
@@ -205,7 +430,62 @@ def serve_http(server: MCPServer[Any], args: argparse.Namespace) -> None:
         # Open SSE streams would otherwise hold a SIGTERM'd server up indefinitely.
         timeout_graceful_shutdown=2,
     )
-    anyio.run(Server(config).serve)
+    anyio.run(Server(config).serve, None if sock is None else [sock])
+
+
+def respawn(args: argparse.Namespace) -> NoReturn:
+    """`--respawn`: import the SDK once, then serve from a forked child and fork a new one as
+    soon as it dies: a process manager restarting a crashed server, without the import's second
+    or two. The parent holds the listening socket, so the port never refuses a connection: one
+    made during a restart waits for the next child, which knows none of the old sessions. With
+    `--pidfile`, each child writes its own pid there."""
+    import anyio  # noqa: F401 - imported here, paid for once
+    import uvicorn  # noqa: F401
+    from mcp.server.mcpserver import MCPServer  # noqa: F401
+
+    sock = socket.create_server((args.host, args.port), backlog=128)
+    child = 0
+
+    def forward(sig: int, frame: Any) -> None:
+        if child:
+            os.kill(child, sig)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    while True:
+        child = os.fork()
+        if child == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            _die_with_parent()
+            if args.pidfile:
+                write_pidfile(args.pidfile)
+            serve(args, sock)
+            os._exit(0)
+        os.waitpid(child, 0)
+        time.sleep(0.02)  # a child that cannot start at all must not spin the parent
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent goes (PR_SET_PDEATHSIG), so no orphan serves on."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def serve(args: argparse.Namespace, sock: socket.socket | None = None) -> None:
+    server = build_server(args)
+    if args.fault_tools:
+        add_fault_tools(server, args.transport)
+    if args.transport == "stdio":
+        if args.garbage_stdout:
+            sys.stdout.write("".join(line + "\n" for line in _GARBAGE_LINES))
+            sys.stdout.flush()
+        server.run("stdio")
+    else:
+        serve_http(server, args, sock)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -220,15 +500,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         crash_at_start(args.exit_code)
     if args.hang_at_initialize:
         hang_at_initialize(args)
-
-    server = build_server(args)
-    if args.transport == "stdio":
-        if args.garbage_stdout:
-            sys.stdout.write("".join(line + "\n" for line in _GARBAGE_LINES))
-            sys.stdout.flush()
-        server.run("stdio")
-    else:
-        serve_http(server, args)
+    if args.crash_at_initialize:
+        crash_at_initialize(args)
+    if args.respawn:
+        respawn(args)
+    serve(args)
     return 0
 
 

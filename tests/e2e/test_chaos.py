@@ -1,0 +1,163 @@
+"""Chaos, per transport, through the real CLI: faulty servers beside healthy ones (tests/e2e/chaos.py).
+
+One `mcp-sidecar run` supervises 31 servers over stdio, streamable HTTP and SSE. Each
+faulty one shows one fault: SIGKILL; SIGSTOP then SIGCONT; a crash loop; a crash or a
+hang during the handshake; garbage on stdout; a 10 MB answer; a call slower than its
+deadline; HTTP 500; a restart that loses the session (404); connection refused; an answer
+cut in the middle of a call. Throughout, `/livez`, `/metrics` and `/health/mcp` are read
+every 100-250 ms and every sample is checked; the healthy servers must never notice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from .chaos import Chaos
+from .chaos_checks import (
+    Expect,
+    Scrape,
+    counter_regressions,
+    health_violations,
+    healthy_violations,
+    metrics_violations,
+    unmet,
+)
+from .harness import Sidecars
+
+if TYPE_CHECKING:
+    from conftest import Service
+
+# The issue's claim is 100 ms; its benchmark (benchmarks/bench_chaos.py) measures that. Here,
+# a bound that holds on a busy two-core host: with ~15 runnable processes the sidecar gets a
+# seventh of a core, and answers took up to 1.7 s there without any blocked loop, while a
+# loop blocked for seconds still fails the test.
+LATENCY_BOUND = 2.0
+
+
+@pytest.mark.timeout(150)  # startup <= 60 s and settling <= 30 s even on a crowded host; ~35 s usually
+def test_a_sidecar_under_fire_keeps_answering_and_counting(
+    tmp_path: Path, services: Callable[..., Service], sidecars: Sidecars
+) -> None:
+    spawn = lambda argv, port: services(argv, port=port).spawn()  # noqa: E731
+    report = Chaos(tmp_path, spawn, sidecars, say=print).run(startup_timeout=60, settle_timeout=30)
+    calls, timeline = report.calls, "\n".join(f"{t:6.2f}s {step}" for t, step in report.steps)
+    assert report.up_at, f"the servers that can connect never were all active:\n{timeline}"
+
+    # Every fault had its effect, and no other.
+    assert not report.unmet, "\n".join(f"{name}: {text}" for name, text in report.unmet.items())
+
+    # Every sample of every endpoint: invariants held, answers came, and came quickly.
+    assert not report.violations, "\n".join(report.violations[:20])
+    for path in ("/livez", "/metrics"):
+        assert not report.failures[path], report.failures[path][:5]
+        when, slowest = max(report.latencies[path], key=lambda sample: sample[1])
+        assert slowest < LATENCY_BOUND, f"{path}: {slowest:.2f}s at {when:.2f}s of the run:\n{timeline}"
+        during = report.latencies_between(path, *report.faults)
+        assert len(during) >= report.faults[1] - report.faults[0], (
+            f"{path}: {len(during)} samples during faults"
+        )
+    assert report.samples["/health/mcp"] >= 20
+
+    # The calls that drove the faults answered as each fault implies.
+    for name in ("big-stdio", "big-http", "big-http-legacy"):
+        assert calls[name].status == 200 and calls[name].text() == "x" * 10_000_000, calls[name].body[:200]
+    for name in ("slow-stdio", "slow-http", "slow-sse"):  # call_timeout 1 s; the tool sleeps 3 s
+        assert calls[name].status == 504 and calls[name].seconds < 3, (
+            calls[name].status,
+            calls[name].seconds,
+        )
+    for name in ("hangup-stdio", "hangup-http", "hangup-http-legacy", "big-sse"):
+        assert calls[name].status == 502, (name, calls[name].status, calls[name].body)
+    assert calls["garbage-stdio"].text() == "ok"
+    assert calls["e500-http"].status == 200  # the last call before its 500s
+    # A restart behind the same port: the old session's call meets the 404 (the server's
+    # JSON-RPC error), then the sidecar starts a new session with the new process.
+    assert calls["gone-http"].status == 502 and "error" in calls["gone-http"].json()
+    assert calls["gone-http/after"].json()["structuredContent"]["result"] == report.pids["gone-http"][-1]
+    assert len(report.pids["gone-http"]) == 2 and len(report.pids["kill-stdio"]) >= 2
+
+    # No exception escaped anywhere in the sidecar; SIGTERM ended it at once, and everything
+    # it ever started (seen as its children during the run) ended with it.
+    assert not report.forbidden_log_lines(), report.forbidden_log_lines()[:5]
+    assert report.exit_code == 0 and report.exit_seconds < 5, (report.exit_code, report.exit_seconds)
+    assert report.children_seen >= 10 and not report.leftovers, report.leftovers
+
+
+# -- the checks themselves can fail ----------------------------------------------------------------
+
+
+def _scrape(
+    states: dict[str, str], lost: dict[str, int] | None = None, connects: int = 1, active: int | None = None
+) -> Scrape:
+    """A scrape with the series the checks read; `lost`: exited disconnects per server."""
+    lines = []
+    for name, current in states.items():
+        for state in ("connecting", "active", "reconnecting", "failed", "dropped", "stopped"):
+            lines.append(f'mcp_server_state{{server="{name}",state="{state}"}} {int(state == current)}')
+        up = int(current == "active")
+        lines.append(f'mcp_server_up{{server="{name}",transport="stdio",criticality="optional"}} {up}')
+        lines.append(
+            f'mcp_server_disconnects_total{{server="{name}",reason="exited"}} {(lost or {}).get(name, 0)}'
+        )
+        lines.append(f'mcp_server_connect_duration_seconds_count{{server="{name}"}} {connects}')
+    counted = sum(s == "active" for s in states.values())
+    down = sum(s in ("reconnecting", "failed") for s in states.values())
+    lines += [
+        f"mcp_servers_active {counted if active is None else active}",
+        f"mcp_servers_failed {down}",
+        f"mcp_servers_configured {len(states)}",
+    ]
+    return Scrape("\n".join(lines) + "\n")
+
+
+def test_the_invariant_checks_fail_on_broken_samples() -> None:
+    names = ["a", "b"]
+    good = {
+        "status": "degraded",
+        "active": ["a"],
+        "failed": ["b"],
+        "total": 2,
+        "active_count": 1,
+        "servers": [{"name": "a", "state": "active"}, {"name": "b", "state": "reconnecting"}],
+    }
+    assert health_violations(good, names) == []
+    assert health_violations({**good, "active_count": 2}, names)
+    assert health_violations({**good, "failed": []}, names)
+    assert health_violations({**good, "total": 3}, names)
+    assert health_violations({**good, "servers": good["servers"][:1]}, names)
+    assert health_violations({**good, "servers": [good["servers"][0], {"name": "b", "state": "odd"}]}, names)
+
+    assert metrics_violations(_scrape({"a": "active", "b": "failed"}), names) == []
+    assert metrics_violations(_scrape({"a": "active", "b": "failed"}, active=2), names)
+    assert metrics_violations(_scrape({"a": "active"}), names)  # b is missing
+    two_states = _scrape({"a": "active", "b": "failed"})
+    two_states.samples[("mcp_server_state", (("server", "b"), ("state", "stopped")))] = 1.0
+    assert metrics_violations(two_states, names)
+    up_but_failed = _scrape({"a": "active", "b": "failed"})
+    up_but_failed.samples[
+        ("mcp_server_up", (("criticality", "optional"), ("server", "b"), ("transport", "stdio")))
+    ] = 1
+    assert metrics_violations(up_but_failed, names)
+
+    assert counter_regressions(_scrape({"a": "active"}, {"a": 2}), _scrape({"a": "active"}, {"a": 1}))
+    assert not counter_regressions(_scrape({"a": "active"}, {"a": 1}), _scrape({"a": "active"}, {"a": 2}))
+    assert healthy_violations(_scrape({"a": "active"}, {"a": 1}), "a")
+    assert healthy_violations(_scrape({"a": "reconnecting"}), "a")
+    assert not healthy_violations(_scrape({"a": "active"}), "a")
+
+
+def test_the_expectations_fail_when_a_fault_had_another_effect() -> None:
+    before = _scrape({"a": "active"})
+    recovered = _scrape({"a": "active"}, {"a": 1}, connects=2)
+    assert unmet(Expect("recovers", "exited"), "a", before, recovered, {"active"}) is None
+    assert unmet(Expect("recovers", "closed"), "a", before, recovered, {"active"})  # another reason
+    assert unmet(Expect("recovers"), "a", before, _scrape({"a": "reconnecting"}, {"a": 1}), {"active"})
+    assert unmet(Expect("up"), "a", before, recovered, {"active"})
+    assert unmet(Expect("up"), "a", before, _scrape({"a": "active"}), {"active"}) is None
+    assert unmet(Expect("down"), "a", before, _scrape({"a": "reconnecting"}, {"a": 1}), {"active"}) is None
+    assert unmet(Expect("loops", times=2), "a", before, recovered, {"active"})
+    assert unmet(Expect("never"), "a", before, _scrape({"a": "reconnecting"}), {"connecting"})  # no failures
