@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -109,13 +110,17 @@ def main(argv: list[str]) -> int:
     for i in range(runs):
         hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(hog_count)]
         load_before = _load()
+        workdir = Path(tempfile.mkdtemp(prefix="bench-chaos-"))
         try:
-            with tempfile.TemporaryDirectory(prefix="bench-chaos-") as workdir:
-                r = _describe(_run_once(Path(workdir)), load_before)
+            r = _describe(_run_once(workdir), load_before)
         finally:
             for hog in hogs:
                 hog.kill()
                 hog.wait(10)
+        if _clean(r):
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            say(f"  (the sidecar's log and the servers' logs are kept in {workdir})")
         results.append(r)
         say(
             f"run {i + 1}/{runs}, {hog_count} CPU hogs beside, "
@@ -172,6 +177,10 @@ def main(argv: list[str]) -> int:
     ]
     print(result_line({"rows": rows, "runs": [_summary(r) for r in results]}), flush=True)
     return 0
+
+
+def _clean(r: dict[str, Any]) -> bool:
+    return not (r["violations"] or r["unmet"] or r["forbidden"] or r["leftovers"]) and r["exit_code"] == 0
 
 
 def _summary(r: dict[str, Any]) -> dict[str, Any]:

@@ -490,7 +490,7 @@ def serve(args: argparse.Namespace, sock: socket.socket | None = None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.pidfile:
+    if args.pidfile and not args.respawn:  # with --respawn, each serving child writes its own
         write_pidfile(args.pidfile)
     if args.ignore_sigterm:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
