@@ -176,6 +176,16 @@ def overview_row() -> list[Any]:
             (1, "red"),
         ),
         stat_panel(
+            "Dropped servers",
+            "Servers taken out of service on purpose (on_give_up: drop after the last reconnect attempt, "
+            "or an operator's drop). An optional one raises no alert; reconnect it or remove it from the "
+            "config (runbook: Dropped servers).",
+            f'sum(mcp_server_state{{{SERVER}, state="dropped"}})',
+            "short",
+            (None, "green"),
+            (1, "orange"),
+        ),
+        stat_panel(
             "Sidecars scraped",
             "Sidecar instances Prometheus scrapes successfully.",
             f"sum(up{{{SIDECAR}}})",

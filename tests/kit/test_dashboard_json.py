@@ -28,6 +28,7 @@ REQUIRED_PANELS = {
     "Tool call rate",
     "Tool call errors",
     "Tool call latency",
+    "Dropped servers",
     "Upstream latency by method",
     "Upstream errors by method",
     "Upstream session duration",
