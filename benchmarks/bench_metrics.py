@@ -1,7 +1,7 @@
 """Benchmarks of `/metrics`: rendering for 1,000 servers, and a SIGKILL's way to `mcp_server_up 0`.
 
     python benchmarks/bench_metrics.py render_1000
-    python benchmarks/bench_metrics.py render_ab [REV]     # this tree against REV (default: main)
+    python benchmarks/bench_metrics.py render_ab [REV]  # this tree against REV (default: its fork of main)
     python benchmarks/bench_metrics.py kill_to_metrics
 
 `render_1000` times `SidecarMetrics.render()` (what the `/metrics` handler runs) for
@@ -270,7 +270,10 @@ def _metrics_at(rev: str) -> Any:
     return module
 
 
-def bench_render_ab(rev: str = "main", rounds: int = 200) -> list[Row]:
+def bench_render_ab(rev: str = "", rounds: int = 200) -> list[Row]:
+    rev = rev or subprocess.run(
+        ["git", "merge-base", "HEAD", "main"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.strip()[:12]
     builds = {"before": _metrics_at(rev).SidecarMetrics, "after": SidecarMetrics}
     runs: dict[str, tuple[Any, list[Any]]] = {}
     for name, build in builds.items():
