@@ -31,6 +31,8 @@ import httpx2
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import CONNECTION_CLOSED, REQUEST_TIMEOUT
 
+from .state import IllegalTransition
+
 __all__ = [
     "ServerUnavailable",
     "SidecarError",
@@ -39,6 +41,7 @@ __all__ = [
     "ToolCallTimeout",
     "answered_by_server",
     "describe_error",
+    "is_internal_error",
     "jsonrpc_error_type",
     "leaf_exceptions",
 ]
@@ -149,3 +152,24 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
     return "protocol_error" if isinstance(leaf, ValueError) else "error", (
         f"{type(leaf).__name__}: {text}" if text else type(leaf).__name__
     )
+
+
+# Exceptions that mean a bug in our code (or in how we use a library), never a server's fault.
+# Server and transport failures arrive as MCPError, OSError, httpx2 errors, anyio stream errors,
+# TimeoutError, ValueError (malformed messages) or RuntimeError (the SDK's protocol complaints).
+_OUR_BUGS = (
+    AttributeError,
+    TypeError,
+    NameError,
+    LookupError,
+    AssertionError,
+    ArithmeticError,
+    RecursionError,
+    NotImplementedError,
+    IllegalTransition,
+)
+
+
+def is_internal_error(exc: BaseException) -> bool:
+    """True when `exc` (or any leaf of its group) is a programming error of ours, by type."""
+    return any(isinstance(leaf, _OUR_BUGS) for leaf in leaf_exceptions(exc))

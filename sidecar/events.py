@@ -19,6 +19,7 @@ from .state import ServerState
 
 __all__ = [
     "ConnectFailed",
+    "ConnectOverdue",
     "Connected",
     "Connecting",
     "Dropped",
@@ -26,6 +27,7 @@ __all__ = [
     "GaveUp",
     "HealthCheckFailed",
     "HealthCheckPassed",
+    "InternalError",
     "LifecycleEvent",
     "Lost",
     "Phase",
@@ -107,6 +109,27 @@ class ConnectFailed(LifecycleEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectOverdue(LifecycleEvent):
+    """Attempt `attempt` passed its connect timeout: the server is reported not ready, while the
+    attempt goes on for up to `grace` more seconds (a slow start is waited for, not restarted)."""
+
+    kind: ClassVar[str] = "connect_overdue"
+    attempt: int
+    timeout: float
+    grace: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InternalError(LifecycleEvent):
+    """A bug of mcp-sidecar's own, not a failure of the server: logged with its traceback and
+    counted. The server recovers by the usual reconnect path, or waits failed for a reconnect."""
+
+    kind: ClassVar[str] = "internal_error"
+    error: str
+    traceback: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HealthCheckPassed(LifecycleEvent):
     """A probe succeeded. Frequent: views should aggregate it, not log it."""
 
@@ -130,7 +153,7 @@ class Lost(LifecycleEvent):
     """An active connection ended without being asked to."""
 
     kind: ClassVar[str] = "lost"
-    reason: str  # exited | probe_timeout | probe_error | transport_error | closed
+    reason: str  # exited | probe_timeout | probe_error | transport_error | closed | internal_error
     error: str
     connected_for: float
 

@@ -201,10 +201,12 @@ class ClientConventions:
                 self._sessions.pop(server, None)
                 return (_session(server, transport, connected_for, reason, version),)
         if event.previous is ServerState.ACTIVE and event.state is not ServerState.ACTIVE:
-            # Ended on purpose (stop, drop, reconnect, reload): no `lost`, and no error.
+            # Ended on purpose (stop, drop, reconnect, reload): no `lost`, and no error; or by
+            # a bug of the sidecar's own (`internal_error`).
             self._sessions.pop(server, None)
             if session is not None:
-                return (_session(server, transport, max(event.ts - session.since, 0.0), None, version),)
+                error_type = "internal_error" if event.kind == "internal_error" else None
+                return (_session(server, transport, max(event.ts - session.since, 0.0), error_type, version),)
         return ()
 
 

@@ -32,6 +32,7 @@ from prometheus_client import (
     PLATFORM_COLLECTOR,
     PROCESS_COLLECTOR,
     CollectorRegistry,
+    Counter,
     Gauge,
     generate_latest,
 )
@@ -44,6 +45,7 @@ from ..events import (
     ConnectFailed,
     HealthCheckFailed,
     HealthCheckPassed,
+    InternalError,
     LifecycleEvent,
     Lost,
     ReconnectAttempt,
@@ -76,7 +78,7 @@ __all__ = [
 
 # From a 1 ms probe on localhost to a 30 s connect of a cold `npx` server.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-DISCONNECT_REASONS = ("exited", "probe_timeout", "probe_error", "transport_error", "closed")
+DISCONNECT_REASONS = ("exited", "probe_timeout", "probe_error", "transport_error", "closed", "internal_error")
 _STATES = tuple(state.value for state in ServerState)
 # The text format this module writes; prometheus-client's own "latest" may be newer.
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -370,6 +372,7 @@ class SidecarMetrics:
             metric: _ConventionFamily(family) for metric, family in _CONVENTION_FAMILIES.items()
         }
         self._listeners: list[Callable[[Observation], None]] = []
+        self._internal_error_count = 0  # as the prometheus-client counter below, for the OTLP export
         self._process = CollectorRegistry(auto_describe=True)
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             self._process.register(collector)
@@ -379,6 +382,11 @@ class SidecarMetrics:
             ["version", "mcp_version"],
             registry=self._process,
         ).labels(_BUILD["version"], _BUILD["mcp_version"]).set(1)
+        self._internal_errors = Counter(
+            "mcp_sidecar_internal_errors",
+            "Bugs of the sidecar's own caught by a supervisor (each logged with its traceback).",
+            registry=self._process,
+        )
         self._sync(statuses())
 
     # -- feeding ------------------------------------------------------------------------------
@@ -388,6 +396,9 @@ class SidecarMetrics:
         self._listeners.append(listener)
 
     def observe(self, event: LifecycleEvent) -> None:
+        if isinstance(event, InternalError):
+            self._internal_errors.inc()
+            self._internal_error_count += 1
         observations = self._client.observe(event)  # it must see every event, to follow sessions
         series = self._series.get(event.server)
         if series is None:
@@ -586,4 +597,5 @@ class SidecarMetrics:
         samples[FAILED.name] = [({}, float(sum(1 for s in statuses if is_down(s.state))))]
         samples[CONFIGURED.name] = [({}, float(len(statuses)))]
         samples["mcp_sidecar_build_info"] = [(dict(_BUILD), 1.0)]
+        samples["mcp_sidecar_internal_errors_total"] = [({}, float(self._internal_error_count))]
         return samples

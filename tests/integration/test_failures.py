@@ -43,24 +43,31 @@ async def test_crash_at_start_reports_exit_code_and_stderr(
 async def test_hang_at_initialize_fails_at_its_connect_timeout_only(
     python_server: Callable[..., ServerConfig], watch: Watch, is_event: IsEvent, leak_guard: LeakGuard
 ) -> None:
-    connect_timeout = 1.0
+    connect_timeout, grace = 1.0, 1.0
     manager = MCPServerManager(
         [
-            python_server("--hang-at-initialize", name="hung", connect_timeout=connect_timeout),
+            python_server(
+                "--hang-at-initialize", name="hung", connect_timeout=connect_timeout, connect_grace=grace
+            ),
             python_server(name="fine"),
         ]
     )
     events = watch(manager)
     started = time.time()
     async with manager:
-        failed = await events.wait_for(is_event("hung", "connect_failed"), timeout=connect_timeout + 1)
+        # Not ready at the connect timeout; the attempt goes on through its grace, then ends.
+        overdue = await events.wait_for(is_event("hung", "connect_overdue"), timeout=connect_timeout + 1)
+        assert overdue.ts - started < connect_timeout + 0.5, overdue.ts - started
+        assert manager.status("hung").state is ServerState.RECONNECTING
+        assert manager.status("hung").last_error_type == "timeout"
+        deadline = connect_timeout + grace + 1
+        failed = await events.wait_for(is_event("hung", "connect_failed"), timeout=deadline)
         assert isinstance(failed, ConnectFailed)
         assert failed.error_type == "timeout"
-        assert connect_timeout <= failed.duration < connect_timeout + 0.5, failed
-        assert failed.ts - started < connect_timeout + 0.5, failed.ts - started
+        assert connect_timeout + grace <= failed.duration < connect_timeout + grace + 0.5, failed
         assert manager.status("hung").state is ServerState.RECONNECTING
 
-        # The healthy one is up and answers promptly while "hung" keeps hanging on retries.
+    # The healthy one is up and answers promptly while "hung" keeps hanging on retries.
         assert manager.status("fine").active, manager.status("fine")
         await events.wait_for(is_event("hung", "reconnect_attempt"), timeout=2)
         call_started = time.monotonic()

@@ -1,4 +1,5 @@
 """A stdio MCP server whose one tool answers with the `traceparent` its request carried in `_meta`."""
+
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer

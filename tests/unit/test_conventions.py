@@ -12,6 +12,7 @@ from sidecar.events import (
     Dropped,
     HealthCheckFailed,
     HealthCheckPassed,
+    InternalError,
     LifecycleEvent,
     Lost,
     Phase,
@@ -209,3 +210,11 @@ def test_the_gateway_side_observations() -> None:
         SERVER_SESSION,
         {"mcp.protocol.version": LEGACY, "network.transport": "tcp"},
     )
+
+
+def test_a_session_ended_by_a_bug_of_ours_says_so() -> None:
+    conventions = ClientConventions()
+    conventions.observe(connected(ts=100.0))
+    bug = event(InternalError, S.RECONNECTING, S.ACTIVE, ts=110.0, error="KeyError: 'x'", traceback="...")
+    (session,) = conventions.observe(bug)
+    assert (session.value, attrs(session)["error.type"]) == (10.0, "internal_error")

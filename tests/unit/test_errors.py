@@ -19,8 +19,10 @@ from sidecar.errors import (
     ToolCallTimeout,
     answered_by_server,
     describe_error,
+    is_internal_error,
     leaf_exceptions,
 )
+from sidecar.state import IllegalTransition
 
 # describe_error asks anyio for the backend's cancellation class, so it needs a running loop.
 pytestmark = pytest.mark.anyio
@@ -173,3 +175,38 @@ async def test_sidecar_errors() -> None:
 )
 def test_answered_by_server_only_for_errors_the_server_sent(exc: BaseException, answered: bool) -> None:
     assert answered_by_server(exc) is answered
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        KeyError("k"),
+        AttributeError("a"),
+        TypeError("t"),
+        AssertionError(),
+        ZeroDivisionError(),
+        IllegalTransition("active -> connecting"),
+        ExceptionGroup("g", [OSError("refused"), IndexError("i")]),
+    ],
+    ids=lambda exc: type(exc).__name__,
+)
+def test_programming_errors_are_ours(exc: BaseException) -> None:
+    assert is_internal_error(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        MCPError(-32000, "Connection closed"),
+        OSError("refused"),
+        TimeoutError(),
+        ValueError("not JSON"),
+        RuntimeError("Unsupported protocol version from the server"),
+        httpx2.ConnectError("refused"),
+        anyio.BrokenResourceError(),
+        ExceptionGroup("g", [httpx2.ReadError("reset")]),
+    ],
+    ids=lambda exc: type(exc).__name__,
+)
+def test_server_and_transport_failures_are_not_ours(exc: BaseException) -> None:
+    assert not is_internal_error(exc)
