@@ -129,10 +129,6 @@ class _Histogram:
             values[i] += 1
         values[-1] += value
 
-    @property
-    def count(self) -> int:
-        return int(self.values[-2])
-
 
 class _HistogramFamily:
     """The histograms of one family, in order, rendered with one %-format over a template of all
@@ -140,7 +136,6 @@ class _HistogramFamily:
 
     def __init__(self, family: _Family, bounds: Sequence[float]) -> None:
         self.family = family
-        self.bounds = bounds
         self._le = [floatToGoString(bound) for bound in bounds] + ["+Inf"]
         self._members: list[_Histogram] = []
         self._template = b""
