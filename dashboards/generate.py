@@ -186,6 +186,15 @@ def overview_row() -> list[Any]:
             (1, "orange"),
         ),
         stat_panel(
+            "Internal errors",
+            "Bugs of the sidecar's own caught by a supervisor since the sidecar started "
+            "(mcp_sidecar_internal_errors_total; each one is logged with its traceback).",
+            f"sum(mcp_sidecar_internal_errors_total{{{SIDECAR}}})",
+            "short",
+            (None, "green"),
+            (1, "red"),
+        ),
+        stat_panel(
             "Sidecars scraped",
             "Sidecar instances Prometheus scrapes successfully.",
             f"sum(up{{{SIDECAR}}})",

@@ -57,7 +57,8 @@ def _exported_labels() -> dict[str, frozenset[str]]:
         for sample in family.samples:
             base, _, suffix = sample.name.rpartition("_")
             name = base if base in HISTOGRAMS and suffix in {"bucket", "sum", "count"} else sample.name
-            if name.startswith("mcp_"):
+            # `_created` is prometheus-client's creation time of a counter, not a series of the contract.
+            if name.startswith("mcp_") and not name.endswith("_created"):
                 labels.setdefault(name, set()).update(set(sample.labels) - {"le"})
     unrendered = set(FAMILIES) - set(labels)
     if unrendered:

@@ -29,6 +29,7 @@ REQUIRED_PANELS = {
     "Tool call errors",
     "Tool call latency",
     "Dropped servers",
+    "Internal errors",
     "Upstream latency by method",
     "Upstream errors by method",
     "Upstream session duration",

@@ -43,7 +43,7 @@ FOR = "2s"  # every rule's `for:` in this harness (the shipped ones are minutes)
 FOR_SECONDS = 2
 FIRING_BOUND = FOR_SECONDS + 3 * SCRAPE_SECONDS  # SIGKILL -> firing, at most (the "must show")
 RATE_INTERVAL = "1m"  # what Grafana would put for $__rate_interval; covers the whole test
-MIN_DASHBOARD_PANELS = 17  # the panels tests/kit/test_dashboard_json.py requires
+MIN_DASHBOARD_PANELS = 18  # the panels tests/kit/test_dashboard_json.py requires
 ADMIN_TOKEN = "live-test-admin-token"  # tools are called through the sidecar's admin endpoint
 
 T = TypeVar("T")
