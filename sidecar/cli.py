@@ -75,9 +75,13 @@ def _check(path: str) -> int:
     return EXIT_OK
 
 
-async def _serve(path: str, config: SidecarConfig, log_format: str, tracer: LifecycleTracer) -> int:
+async def _serve(
+    path: str, config: SidecarConfig, log_format: str, tracer: LifecycleTracer, meters: Any = None
+) -> int:
     manager = MCPServerManager(config)
     metrics = SidecarMetrics(manager.statuses)
+    if meters is not None:  # OTLP metrics: the same numbers, pushed
+        meters.attach(metrics)
     log = LogWriter(format_json if log_format == "json" else format_text)
     token_env = config.sidecar.admin_token_env
 
@@ -136,17 +140,21 @@ def _run(path: str, log_format: str) -> int:
     config = _load(path)
     if config is None:
         return EXIT_USAGE
+    from .telemetry.otlp_metrics import configure_metric_export, shutdown_metric_export
+
     try:
         provider = configure_tracing(__version__)
+        meters = configure_metric_export(__version__)  # None, and no OTel metrics import, unless asked
     except ValueError as exc:  # an OTEL_* variable asks for what we cannot do
         print(f"mcp-sidecar: {exc}", file=sys.stderr)
         return EXIT_USAGE
     route_library_logs(log_format)
     tracer = LifecycleTracer(provider, config)
     try:
-        return anyio.run(_serve, path, config, log_format, tracer)
+        return anyio.run(_serve, path, config, log_format, tracer, meters)
     finally:
         shutdown_tracing(provider)  # bounded: a dead collector cannot hold the exit
+        shutdown_metric_export(meters)  # the last export (sessions ended at stop), bounded too
 
 
 def _fetch_health(url: str) -> dict[str, Any]:

@@ -135,6 +135,7 @@ class HealthCheckPassed(LifecycleEvent):
 
     kind: ClassVar[str] = "health_check_passed"
     duration: float
+    method: str | None = None  # the probe's request: `ping`, or `server/discover` on 2026-07-28 sessions
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,6 +145,7 @@ class HealthCheckFailed(LifecycleEvent):
     error: str
     error_type: str  # probe_timeout | probe_error
     consecutive_failures: int
+    method: str | None = None  # as in `HealthCheckPassed`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,7 +23,14 @@ from anyio.abc import TaskGroup
 
 from .config import ServerConfig, SidecarConfig
 from .connection import Connection
-from .errors import ServerUnavailable, StartupError, ToolCallError, ToolCallTimeout, describe_error
+from .errors import (
+    ServerUnavailable,
+    StartupError,
+    ToolCallError,
+    ToolCallTimeout,
+    answered_by_server,
+    describe_error,
+)
 from .events import EventBus, Subscription
 from .redact import redact
 from .state import ServerState, ServerStatus, is_down
@@ -242,7 +249,7 @@ class MCPServerManager:
             raise ToolCallTimeout(server, tool, "timeout", f"no answer within {deadline:g}s") from exc
         except Exception as exc:
             error_type, message = describe_error(exc)
-            if error_type == "mcp_error":
+            if answered_by_server(exc):
                 raise  # the server answered with a JSON-RPC error: MCPError, as the SDK raises it
             raise ToolCallError(server, tool, error_type, redact(message, self._secrets)) from exc
         except BaseException:

@@ -416,6 +416,7 @@ class Supervisor:
     async def _probe_loop(self, connection: Connection, finish: Callable[[_Loss | None], None]) -> None:
         health = self.config.health
         failures = 0
+        method = "ping" if connection.legacy else "server/discover"  # what `connection.probe()` sends
         # Fixed rate: a probe starts every `interval`, however long the last one took, so a
         # hung server is judged within threshold x interval + timeout of its last answer. The
         # first one comes at a random point of the first interval: servers that connected
@@ -443,7 +444,7 @@ class Supervisor:
             failures = verdict.consecutive_failures
             self._status = dataclasses.replace(self._status, consecutive_failures=failures)
             if result.ok:
-                self._emit(HealthCheckPassed, duration=result.duration)
+                self._emit(HealthCheckPassed, duration=result.duration, method=method)
                 continue
             assert result.error_type is not None and result.error is not None
             self._emit(
@@ -452,6 +453,7 @@ class Supervisor:
                 error=self._redact(result.error),
                 error_type=result.error_type,
                 consecutive_failures=failures,
+                method=method,
             )
             if verdict.unhealthy:
                 finish(_Loss(result.error_type, result.error))
