@@ -35,7 +35,7 @@ from sidecar import MCPServerManager, ServerConfig
 STDIO, HTTP, HTTP_EVERY = 4, 16, 5
 ROUND_DEADLINE = 30.0
 FAST = {
-    "health": {"interval": 0.2, "timeout": 0.5, "failure_threshold": 1},
+    "health": {"interval": 0.2, "timeout": 1.0, "failure_threshold": 3},
     "reconnect": {"initial_backoff": 0.02, "max_backoff": 0.1, "jitter": 0.5},
 }
 
@@ -121,17 +121,18 @@ async def soak(cycles: int, rng: random.Random | None = None) -> dict[str, Any]:
                 if rounds % HTTP_EVERY == 0:
                     await host.kill()
                     await host.start()
-                    ended = HTTP
+                    victims = {f"h{i}" for i in range(HTTP)}
                 else:
                     victim = manager.status(f"t{rng.randrange(STDIO)}")
                     assert victim.pid is not None, victim
                     os.kill(victim.pid, signal.SIGKILL)
-                    ended = 1
-                done += ended
-                with anyio.fail_after(ROUND_DEADLINE):  # every loss is seen, then every way back
-                    expected = lost_seen + ended
-                    while lost_seen < expected:
-                        lost_seen += _drain_lost(sub)
+                    victims = {victim.name}
+                done += len(victims)
+                with anyio.fail_after(ROUND_DEADLINE):  # each victim's loss is seen, then every way back
+                    while victims:
+                        lost = _drain_lost(sub)
+                        lost_seen += len(lost)
+                        victims -= lost
                         await anyio.sleep(0.005)
                 await _all_active(manager, total)
                 if rounds == 2 * HTTP_EVERY:  # both kinds of round have run twice: warm
@@ -154,14 +155,16 @@ async def soak(cycles: int, rng: random.Random | None = None) -> dict[str, Any]:
     }
 
 
-def _drain_lost(sub: Any) -> int:
-    lost = 0
+def _drain_lost(sub: Any) -> set[str]:
+    """The servers of the `lost` events buffered now (a server lost twice counts once here)."""
+    lost: set[str] = set()
     while True:
         try:
             event = sub.receive_nowait()
         except (anyio.WouldBlock, anyio.EndOfStream):
             return lost
-        lost += event.kind == "lost"
+        if event.kind == "lost":
+            lost.add(event.server)
 
 
 async def _settled_resources() -> dict[str, int]:
