@@ -118,6 +118,7 @@ async def soak(cycles: int, rng: random.Random | None = None) -> dict[str, Any]:
             sub = manager.subscribe(max_buffer=100_000)
             while done < cycles:
                 rounds += 1
+                lost_seen += _drain(sub)["lost"]  # events from before this round are not its answer
                 if rounds % HTTP_EVERY == 0:
                     await host.kill()
                     await host.start()
@@ -128,11 +129,11 @@ async def soak(cycles: int, rng: random.Random | None = None) -> dict[str, Any]:
                     os.kill(victim.pid, signal.SIGKILL)
                     victims = {victim.name}
                 done += len(victims)
-                with anyio.fail_after(ROUND_DEADLINE):  # each victim's loss is seen, then every way back
+                with anyio.fail_after(ROUND_DEADLINE):  # each victim is connected again, anew
                     while victims:
-                        lost = _drain_lost(sub)
-                        lost_seen += len(lost)
-                        victims -= lost
+                        seen = _drain(sub)
+                        lost_seen += seen["lost"]
+                        victims -= seen["connected"]
                         await anyio.sleep(0.005)
                 await _all_active(manager, total)
                 if rounds == 2 * HTTP_EVERY:  # both kinds of round have run twice: warm
@@ -155,16 +156,17 @@ async def soak(cycles: int, rng: random.Random | None = None) -> dict[str, Any]:
     }
 
 
-def _drain_lost(sub: Any) -> set[str]:
-    """The servers of the `lost` events buffered now (a server lost twice counts once here)."""
-    lost: set[str] = set()
+def _drain(sub: Any) -> dict[str, Any]:
+    """What the buffered events say: how many losses, and which servers connected."""
+    lost, connected = 0, set()
     while True:
         try:
             event = sub.receive_nowait()
         except (anyio.WouldBlock, anyio.EndOfStream):
-            return lost
-        if event.kind == "lost":
-            lost.add(event.server)
+            return {"lost": lost, "connected": connected}
+        lost += event.kind == "lost"
+        if event.kind == "connected":
+            connected.add(event.server)
 
 
 async def _settled_resources() -> dict[str, int]:
