@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import ConfigError, ServerConfig, SidecarConfig, load_config, parse_config
-    from .errors import ServerUnavailable, SidecarError, StartupError, ToolCallError, ToolCallTimeout
+    from .errors import (
+        ServerFailure,
+        ServerUnavailable,
+        SidecarError,
+        StartupError,
+        ToolCallError,
+        ToolCallTimeout,
+    )
     from .events import LifecycleEvent, Subscription
     from .manager import MCPServerManager
     from .state import ServerState, ServerStatus
@@ -27,6 +34,7 @@ _HOMES = {
     "ServerConfig": "config",
     "ServerState": "state",
     "ServerStatus": "state",
+    "ServerFailure": "errors",
     "ServerUnavailable": "errors",
     "SidecarConfig": "config",
     "SidecarError": "errors",
@@ -43,6 +51,7 @@ __all__ = [
     "LifecycleEvent",
     "MCPServerManager",
     "ServerConfig",
+    "ServerFailure",
     "ServerState",
     "ServerStatus",
     "ServerUnavailable",

@@ -93,10 +93,13 @@ async def _serve(
     log = LogWriter(format_json if log_format == "json" else format_text)
     token_env = config.sidecar.admin_token_env
 
+    reloading = anyio.Lock()  # reloads (HTTP, SIGHUP) one at a time: the file read last is applied last
+
     async def reload() -> dict[str, list[str]]:
-        new = load_config(path)
-        tracer.use_config(new)
-        return await manager.apply(new)
+        async with reloading:
+            new = load_config(path)
+            tracer.use_config(new)
+            return await manager.apply(new)
 
     admin = Admin(
         token=os.environ.get(token_env) or None if token_env else None, token_env=token_env, reload=reload
