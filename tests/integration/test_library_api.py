@@ -72,6 +72,16 @@ async def test_lists_errors_and_unavailable_servers(
     leak_guard.assert_clean()
 
 
+def _ok_and_late(
+    python_server: Callable[..., ServerConfig], server_config: Callable[..., ServerConfig], script: Path
+) -> list[ServerConfig]:
+    """`ok`, and `late`, which runs `script`: missing until the test creates it (python exits with 2)."""
+    return [
+        python_server(name="ok"),
+        server_config("late", command=sys.executable, args=[str(script)], reconnect={"max_backoff": 0.2}),
+    ]
+
+
 async def test_drop_stops_retries_and_reconnect_revives(
     python_server: Callable[..., ServerConfig],
     server_config: Callable[..., ServerConfig],
@@ -80,12 +90,8 @@ async def test_drop_stops_retries_and_reconnect_revives(
     tmp_path: Path,
     leak_guard: LeakGuard,
 ) -> None:
-    script = tmp_path / "late.py"  # missing for now: python exits with code 2
-    servers = [
-        python_server(name="ok"),
-        server_config("late", command=sys.executable, args=[str(script)], reconnect={"max_backoff": 0.2}),
-    ]
-    manager = MCPServerManager(servers)
+    script = tmp_path / "late.py"
+    manager = MCPServerManager(_ok_and_late(python_server, server_config, script))
     events = watch(manager)
     async with manager:
         assert [s.name for s in manager.failed_servers] == ["late"]
@@ -200,12 +206,8 @@ async def test_the_seed_idioms_work_as_written(
     leak_guard: LeakGuard,
 ) -> None:
     """Lists of objects with `.name`, `errors` as exceptions, a drop that needs no await."""
-    script = tmp_path / "late.py"  # missing for now: python exits with code 2
-    servers = [
-        python_server(name="ok"),
-        server_config("late", command=sys.executable, args=[str(script)], reconnect={"max_backoff": 0.2}),
-    ]
-    manager = MCPServerManager(servers)
+    script = tmp_path / "late.py"
+    manager = MCPServerManager(_ok_and_late(python_server, server_config, script))
     events = watch(manager)
     async with manager:
         assert [s.name for s in manager.active_servers] == ["ok"]
