@@ -40,7 +40,7 @@ from .state import ServerState, ServerStatus, is_down
 from .supervisor import Supervisor
 from .telemetry.tracing import tool_call_span
 
-__all__ = ["Dropping", "MCPServerManager"]
+__all__ = ["Dropping", "MCPServerManager", "plan_reload"]
 
 _GRACE = 0.3  # on top of the close budget, for the supervisors to publish their last events
 _CONNECT_SLOTS = 64  # handshakes under way at once, as `sidecar.max_concurrent_connects` defaults
@@ -366,7 +366,7 @@ class MCPServerManager:
                 raise RuntimeError("the manager is not running")
             self._secrets |= secrets
             current = self._supervisors
-            changes = _plan_reload({name: s.config for name, s in current.items()}, wanted)
+            changes = plan_reload({name: s.config for name, s in current.items()}, wanted)
             leaving = [current[name] for name in (*changes["removed"], *changes["restarted"])]
             with anyio.CancelScope(shield=True):  # bounded: the wait below has its own deadline
                 for supervisor in leaving:
@@ -395,7 +395,7 @@ class MCPServerManager:
             raise ServerUnavailable(server, "no such server is configured") from None
 
 
-def _plan_reload(
+def plan_reload(
     current: Mapping[str, ServerConfig], wanted: Mapping[str, ServerConfig]
 ) -> dict[str, list[str]]:
     """Which servers a reload adds, removes and restarts (their config changed), in config order."""
