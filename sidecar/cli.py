@@ -17,8 +17,6 @@ import os
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -177,6 +175,8 @@ def _run(path: str, log_format: str) -> int:
 
 
 def _fetch_health(url: str) -> dict[str, Any]:
+    import urllib.request  # here, not at the top: http.client and email cost `check` 0.1 s
+
     with urllib.request.urlopen(url.rstrip("/") + "/health/mcp", timeout=5) as response:
         return json.load(response)
 
@@ -210,6 +210,8 @@ def status_table(document: dict[str, Any]) -> str:
 
 
 def _status(url: str, raw: bool) -> int:
+    import urllib.error
+
     try:
         document = _fetch_health(url)
     except (urllib.error.URLError, OSError, ValueError) as exc:
