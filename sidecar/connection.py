@@ -8,7 +8,6 @@ Deadlines are the caller's: nothing here waits without one being set around it.
 
 from __future__ import annotations
 
-import importlib.metadata
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,6 +18,7 @@ import mcp_types as types
 from mcp import Client
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
+from ._version import sidecar_version
 from .config import ServerConfig
 from .events import Phase
 from .transports import ChildProcess, http_transport, sse_transport, stdio_transport, watch_end
@@ -26,7 +26,7 @@ from .transports import ChildProcess, http_transport, sse_transport, stdio_trans
 __all__ = ["Connection", "PhaseClock", "open_connection"]
 
 _MAX_TOOL_PAGES = 100  # a server that paginates forever cannot hang a listing
-_CLIENT_INFO = types.Implementation(name="mcp-sidecar", version=importlib.metadata.version("mcp-sidecar"))
+_CLIENT_INFO = types.Implementation(name="mcp-sidecar", version=sidecar_version())
 
 
 class Connection:

@@ -3,6 +3,7 @@
     SidecarError
      ├── StartupError          strict mode: a critical server did not come up
      ├── ServerUnavailable     the server is unknown, or not active right now
+     ├── ServerFailure         why a server is down: its last error (`MCPServerManager.errors`)
      └── ToolCallError         a routed call failed below MCP (deadline, lost connection)
           └── ToolCallTimeout
 
@@ -34,6 +35,7 @@ from mcp_types.jsonrpc import CONNECTION_CLOSED, REQUEST_TIMEOUT
 from .state import IllegalTransition
 
 __all__ = [
+    "ServerFailure",
     "ServerUnavailable",
     "SidecarError",
     "StartupError",
@@ -72,6 +74,20 @@ class ServerUnavailable(SidecarError):
         self.server = server
         self.reason = reason
         super().__init__(f"server {server!r} is unavailable: {reason}")
+
+
+class ServerFailure(SidecarError):
+    """Why a server is down now: the text is its last error (redacted), as its status has it.
+
+    Not raised by the sidecar: `MCPServerManager.errors` maps each failed or dropped server's
+    name to one, as an exception, the way libraries report failed connects.
+    """
+
+    def __init__(self, server: str, state: str, error_type: str | None, message: str) -> None:
+        self.server = server
+        self.state = state  # reconnecting | failed | dropped
+        self.error_type = error_type  # exited, timeout, connection_refused ... (see describe_error)
+        super().__init__(message)
 
 
 class ToolCallError(SidecarError):

@@ -2,7 +2,9 @@
 
 The supervisor owns its server's connection for its whole life and is the only
 writer of its status and the only publisher of its events, so both stay in order.
-Other tasks steer it through `request_*` methods, which only set a flag and wake it.
+Other tasks steer it through `request_*` methods, which only set a flag and wake it;
+`request_drop()` also makes the moves `lifecycle.drop_at_once` decides (a server that is
+down leaves service at once), through the same `_make` as every other change.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from .lifecycle import (
     Trigger,
     attempt_number,
     decide,
+    drop_at_once,
     opening_moves,
 )
 from .redact import redact
@@ -166,9 +169,14 @@ class Supervisor:
             self._poke()
 
     def request_drop(self) -> None:
-        """Stop trying and take the server out of service until a reconnect is requested."""
+        """Stop trying and take the server out of service until a reconnect is requested.
+
+        A server that is down is dropped here and now (`drop_at_once`), so the caller's next
+        look at the status shows it; this task then abandons its attempt in flight, if any.
+        """
         if not self._stopping:
             self._command = Command.DROP
+            self._make(drop_at_once(self._status))
             self._poke(cancel_attempt=True)
 
     def request_stop(self) -> None:
@@ -298,6 +306,8 @@ class Supervisor:
                         on_spawn=self._remember_child,
                         clock=self._clock,
                     ) as connection:
+                        # Dropped or stopped as the handshake finished: never serve it.
+                        await anyio.lowlevel.checkpoint_if_cancelled()
                         overdue_timer.cancel()
                         self._give_slot_back()
                         scope.deadline = math.inf
@@ -344,6 +354,7 @@ class Supervisor:
         """At the connect timeout, report the server not ready; its attempt goes on (grace)."""
         with timer:
             await anyio.sleep_until(started + self.config.connect_timeout)
+            await anyio.lowlevel.checkpoint_if_cancelled()  # the attempt was dropped or stopped meanwhile
             if self._grace <= 0:
                 return  # the attempt's own deadline ends it now
             error = f"no answer within the connect timeout ({self.config.connect_timeout:g}s); still waiting"
@@ -532,6 +543,8 @@ class Supervisor:
 
     async def _connect_failed(self, started: float, error_type: str, error: str) -> None:
         description = await self._child_exit()
+        if self._status.state is _S.DROPPED:
+            return  # dropped by hand while we waited (`request_drop`): this failure is moot
         if description is not None:
             error_type, error = "exited", description
         error = self._redact(error)

@@ -21,7 +21,6 @@ every scrape with the library's own parsers.
 
 from __future__ import annotations
 
-import importlib.metadata
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.utils import floatToGoString
 
+from .._version import mcp_version, sidecar_version
 from ..events import (
     Connected,
     ConnectFailed,
@@ -338,10 +338,7 @@ _STATE_FAMILIES = (UP, STATE, CHANGED, TOOLS, INFO)
 _COUNTER_FAMILIES = (ATTEMPTS, ATTEMPT_FAILURES, PROBE_FAILURES, DISCONNECTS)
 _TOOL_FAMILIES = (CALLS, CALL_ERRORS)
 _COUNTER_EVENTS = (ReconnectAttempt, ConnectFailed, HealthCheckFailed, Lost)
-_BUILD = {
-    "version": importlib.metadata.version("mcp-sidecar"),
-    "mcp_version": importlib.metadata.version("mcp"),
-}
+_BUILD = {"version": sidecar_version(), "mcp_version": mcp_version()}  # 0.0.0 from an uninstalled tree
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 

@@ -116,7 +116,7 @@ async def test_histograms_and_contract_series_arrive_over_otlp(
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_feed, subscription, metrics)
                 async with manager:
-                    assert manager.active_servers == ["tools"], manager.errors
+                    assert [s.name for s in manager.active_servers] == ["tools"], manager.errors
                     version = manager.status("tools").protocol_version
                     await events.wait_for(_probes("tools", 2), timeout=10)
                     await manager.call_tool("tools", "echo", {"text": "hi"})
