@@ -63,8 +63,24 @@ class ConfigError(Exception):
     """The config cannot be used; ``problems`` holds one line per problem."""
 
     def __init__(self, problems: Iterable[str]) -> None:
-        self.problems: list[str] = list(problems)
+        self.problems: list[str] = [_one_line(problem) for problem in problems]
         super().__init__("\n".join(self.problems))
+
+
+def _one_line(text: str) -> str:
+    """``text`` with every unprintable character escaped: a key or name from the file holding a
+    newline, a carriage return or a bidi override must not split, overwrite or reorder the line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _shown(value: object) -> str:
+    """A key or name from the file as a message shows it: a 10 KB name would bury the message."""
+    text = str(value)
+    if not text.strip():  # an empty or blank key would leave a gap where the field's name belongs
+        return repr(text)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?")
@@ -76,7 +92,10 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):  # bool is an int; `timeout: yes` is a mistake, not 1 second
         raise ValueError("must be a duration like 250ms, 5s, 1m or a number of seconds")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int of 400 digits
+            raise ValueError("must be a finite duration") from None
     elif isinstance(value, str) and (match := _DURATION.fullmatch(value.strip().lstrip("-").strip())):
         seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
         seconds = -seconds if value.strip().startswith("-") else seconds
@@ -120,7 +139,7 @@ def _rules(problems: list[tuple[str, str]]) -> None:
 
 def _check_listen(value: str) -> str:
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    if not sep or not host or not (port.isascii() and port.isdigit()):  # "²".isdigit() is True
         raise ValueError("must be host:port, e.g. 127.0.0.1:9464")
     if int(port) > 65535:
         raise ValueError("port must be 0-65535")
@@ -153,8 +172,10 @@ def _duplicate_rules(names: list[Any]) -> list[tuple[str, str]]:
     first: dict[Any, int] = {}
     problems = []
     for i, name in enumerate(names):
-        if isinstance(name, str) and name in first:
-            message = f"duplicate server name '{name}' (first at servers[{first[name]}])"
+        if not isinstance(name, str):  # a list or mapping as a name is reported as such, and unhashable
+            continue
+        if name in first:
+            message = f"duplicate server name '{_shown(name)}' (first at servers[{first[name]}])"
             problems.append((f"servers.{i}.name", message))
         first.setdefault(name, i)
     return problems
@@ -177,8 +198,8 @@ class ReconnectConfig(_Model):
 
     initial_backoff: PositiveDuration = 1.0
     max_backoff: PositiveDuration = 60.0
-    multiplier: float = Field(2.0, ge=1)
-    jitter: float = Field(1.0, ge=0, le=1)
+    multiplier: float = Field(2.0, ge=1, allow_inf_nan=False)
+    jitter: float = Field(1.0, ge=0, le=1, allow_inf_nan=False)
     max_attempts: int = Field(0, ge=0)
     on_give_up: Literal["drop", "keep"] = "drop"
 
@@ -219,7 +240,10 @@ class ServerConfig(_Model):
         # Never echo the URL: it may carry a token in its userinfo or query.
         if url is None:
             return url
-        parts = urlsplit(url)
+        try:  # urlsplit's own errors quote the netloc, password included
+            parts = urlsplit(url)
+        except ValueError:
+            raise ValueError("must be an http:// or https:// URL with a host") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL with a host")
         try:
@@ -348,6 +372,8 @@ _FOREIGN_KEYS = (
     "health",
     "reconnect",
 )
+_MAX_DEPTH = 32  # a real config nests 5 deep; JSON and YAML parsers recurse, and so do we
+_MAX_VALUES = 200_000  # about 10,000 servers; YAML aliases can make a small file expand without end
 _KEYS_AT: dict[str | None, type[BaseModel]] = {
     "sidecar": SidecarSettings,
     "defaults": _Defaults,
@@ -364,6 +390,7 @@ _PLAIN = {  # pydantic error type -> short message (pydantic's own say "Input sh
     "int_from_float": "must be a whole number",
     "float_type": "must be a number",
     "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
     "dict_type": "must be a mapping",
@@ -419,25 +446,57 @@ def _load_data(text: str, source: str) -> Any:
     if not text.strip():
         raise ConfigError([f"{source}: file is empty"])
     json_error = None
-    if text.lstrip().startswith("{"):
-        try:  # strict JSON first: its errors are clearer for a .json file, and PyYAML chokes on tabs
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            json_error = exc
+    data: Any = None
     try:
-        data = yaml.safe_load(text)
+        if text.lstrip().startswith("{"):
+            try:  # strict JSON first: its errors are clearer for a .json file, and PyYAML chokes on tabs
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                json_error = exc
+        if data is None:
+            data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         if json_error is not None:
             where = f"line {json_error.lineno}, column {json_error.colno}"
             raise ConfigError([f"{source}: {where}: invalid JSON: {json_error.msg}"]) from None
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        if isinstance(exc, yaml.reader.ReaderError):  # a NUL or other control character
+            where = f"character {exc.position + 1}: "
         # Only the problem, never str(exc): that quotes the offending line, which may hold a secret.
-        problem = getattr(exc, "problem", None) or "parse error"
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or "parse error"
         raise ConfigError([f"{source}: {where}invalid YAML: {problem}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{source}: nested more than {_MAX_DEPTH} levels deep"]) from None
+    except ValueError as exc:  # the parsers' int() and date() calls: 5,000 digits, month 13 (no value quoted)
+        kind = "JSON" if json_error is None and text.lstrip().startswith("{") else "YAML"
+        what = "a number has too many digits" if "digits" in str(exc) else f"a value cannot be read ({exc})"
+        raise ConfigError([f"{source}: invalid {kind}: {what}"]) from None
     if data is None:
         raise ConfigError([f"{source}: file is empty"])
+    _check_size(data, source)
     return data
+
+
+def _check_size(data: Any, source: str) -> None:
+    """Refuse documents nested deeper than any config needs, or expanding past ``_MAX_VALUES``
+    values (aliases count each time they are used), before anything recurses into them."""
+    if not isinstance(data, dict):
+        return
+    seen = 0
+    for key, value in data.items():
+        stack = [(value, 1)]
+        while stack:
+            node, depth = stack.pop()
+            seen += 1
+            if depth > _MAX_DEPTH:
+                raise ConfigError([f"{source}: {_shown(key)}: nested more than {_MAX_DEPTH} levels deep"])
+            if seen > _MAX_VALUES:
+                raise ConfigError([f"{source}: {_shown(key)}: more than {_MAX_VALUES} values"])
+            if isinstance(node, dict):
+                stack.extend((child, depth + 1) for child in node.values())
+            elif isinstance(node, list):
+                stack.extend((child, depth + 1) for child in node)
 
 
 def _convert_foreign(data: dict[str, Any], key: str) -> tuple[dict[str, Any], list[str], _Located]:
@@ -450,7 +509,7 @@ def _convert_foreign(data: dict[str, Any], key: str) -> tuple[dict[str, Any], li
     if not isinstance(entries, dict):
         return doc, labels, [(key, "must be a mapping of server name to settings")]
     for name, entry in entries.items():
-        label = f"{key}.{name}"
+        label = f"{key}.{_shown(name)}"
         if not isinstance(entry, dict):
             problems.append((label, "must be a mapping"))
             continue
@@ -479,7 +538,7 @@ def _convert_foreign(data: dict[str, Any], key: str) -> tuple[dict[str, Any], li
 
 def _label(i: int, item: Any) -> str:
     name = item.get("name") if isinstance(item, dict) else None
-    return f"servers[{i}] ({name})" if isinstance(name, str) and name else f"servers[{i}]"
+    return f"servers[{i}] ({_shown(name)})" if isinstance(name, str) and name else f"servers[{i}]"
 
 
 def _where(loc: Loc, labels: list[str], servers_key: str) -> str:
@@ -490,7 +549,7 @@ def _where(loc: Loc, labels: list[str], servers_key: str) -> str:
     else:
         head, rest = "", loc
     for part in rest:
-        head += f"[{part}]" if isinstance(part, int) else f".{part}" if head else str(part)
+        head += f"[{part}]" if isinstance(part, int) else f".{_shown(part)}" if head else _shown(part)
     return head
 
 
@@ -578,7 +637,7 @@ def _validate(
     """Validate an expanded document; return every problem (in document order) and the config."""
     rank = {key: i for i, key in enumerate(doc)}
     found: list[tuple[Loc, str]] = []
-    defaults = doc.pop("defaults", None) or {}
+    defaults = doc.pop("defaults", {})  # `defaults:` left empty was dropped by _normalize; 0 or [] is wrong
     defaults_ok = not any(loc[:1] == ("defaults",) for loc, _ in env_problems)
     try:
         _Defaults.model_validate(defaults)
