@@ -128,6 +128,8 @@ def _date_to_str(value: Any) -> Any:
 _Str = Annotated[str, BeforeValidator(_scalar_to_str)]
 Protocol = Annotated[Literal["auto", "legacy", "2026-07-28"], BeforeValidator(_date_to_str)]
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (RFC 9110)
+_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
 
 
 def _rules(problems: list[tuple[str, str]]) -> None:
@@ -262,6 +264,18 @@ class ServerConfig(_Model):
         if self.connect_grace is not None:
             return self.connect_grace
         return max(_MIN_STDIO_GRACE, 2 * self.connect_timeout) if self.transport == "stdio" else 0.0
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        # Caught here, not by the HTTP client at connect time: its error quotes the value, and a
+        # token split by "\r\n" no longer matches the secret the redactor looks for.
+        for name, value in headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"'{_shown(name)}' is not a valid header name")
+            if not _HEADER_VALUE.fullmatch(value):
+                raise ValueError(f"the value of '{name}' must be printable ASCII, without line breaks")
+        return headers
 
     @model_validator(mode="after")
     def _transport_fields(self) -> ServerConfig:

@@ -164,7 +164,11 @@ string_maps = field(
         ),
         max_size=3,
     ),
-    st.dictionaries(st.sampled_from(HOSTILE_TEXT) | st.integers(), scalars | st.just("${"), max_size=2),
+    st.dictionaries(
+        st.sampled_from(HOSTILE_TEXT) | st.integers(),
+        scalars | st.sampled_from(["${", f"Bearer {SECRET}\r\nX-Injected: 1", f"Bearer {SECRET}\u00e9"]),
+        max_size=2,
+    ),
 )
 health = field(
     st.fixed_dictionaries(
@@ -458,6 +462,10 @@ def _alias_bomb() -> str:
     return "\n".join([*lines, "servers: [*a8]"])
 
 
+CRLF_HEADER = (
+    "servers:\n  - {name: a, transport: sse, url: 'http://h/', "
+    f'headers: {{A: "Bearer {SECRET}\\r\\nB: 1"}}}}\n'
+)
 ONE = "servers:\n  - {name: a, transport: stdio, command: x%s}\n"
 
 
@@ -496,6 +504,8 @@ ONE = "servers:\n  - {name: a, transport: stdio, command: x%s}\n"
 @example(text=ONE % ", reconnect: {multiplier: .inf, jitter: .nan}")
 # An empty top-level key: the line said "unknown key" and named nothing.
 @example(text="? ''\n: null\n")
+# A header value with CR LF: the HTTP client's error quoted it, split where the redactor cannot see it.
+@example(text=CRLF_HEADER)
 # A lone surrogate through JSON.
 @example(text='{"servers": [{"name": "\\ud800", "transport": "stdio", "command": "\\udfff"}]}')
 def test_any_document_is_a_config_or_explained_field_by_field(text: str) -> None:
@@ -547,6 +557,10 @@ FOUND = [
         "sidecar.listen: must be host:port, e.g. 127.0.0.1:9464",
     ),
     ("defaults: 0\n" + ONE % "", "defaults: must be a mapping"),
+    (
+        CRLF_HEADER,
+        "servers[0] (a).headers: the value of 'A' must be printable ASCII, without line breaks",
+    ),
     (ONE % ", reconnect: {multiplier: .inf}", "servers[0] (a).reconnect.multiplier: must be a finite number"),
     ("servers:\x00\n", "character 9: invalid YAML: special characters are not allowed"),
 ]
