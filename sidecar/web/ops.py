@@ -205,7 +205,7 @@ def build_app(manager: MCPServerManager, metrics: SidecarMetrics, admin: Admin) 
     app.router.add_get("/", _status_page)
     app.router.add_post("/servers/{name}/reconnect", _reconnect)
     app.router.add_post("/servers/{name}/drop", _drop)
-    app.router.add_post("/servers/{name}/tools/{tool}", _call_tool)
+    app.router.add_post("/servers/{name}/tools/{tool:[^/]+}", _call_tool)  # any tool name, braces too
     app.router.add_post("/-/reload", _reload)
     return app
 

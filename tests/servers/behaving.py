@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
     from mcp.server.mcpserver import MCPServer
 
-__all__ = ["main", "parse_args"]
+__all__ = ["HOSTILE_NAMES", "HOSTILE_SERVER_INFO", "main", "parse_args"]
 
 TRANSPORTS = ("stdio", "streamable-http", "sse")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -41,6 +41,34 @@ _GARBAGE_LINES = (
     "DEBUG: loaded configuration from /etc/behaving.toml",
     "=== ready ===",
 )
+
+
+# Tool and prompt names a server may send: the SDK only warns about names outside [A-Za-z0-9_.-].
+# A lone surrogate ("\ud800") is not here: pydantic refuses to serialize it (the SDK server cannot
+# send it), and the SDK client's JSON parser refuses it too.
+HOSTILE_NAMES = (
+    'quote"double',
+    "quote'single",
+    "back\\slash",
+    "new\nline",
+    "carriage\rreturn",
+    "tab\tname",
+    "nul\x00byte",
+    "esc\x1b[31mred\x1b[0m",
+    "bidi\u202eevil",
+    "line\u2028separator",
+    "next\x85line",
+    "名前-🙂",
+    "<img src=x onerror=window.pwned=1>",
+    "</script><script>window.pwned=2</script>",
+    "a/b?c#d%2F",
+    "{{template}} %s %n ${HOME}",
+    "x\n# TYPE evil counter\nevil_total 1",  # exposition injection
+    '"}\n{"event":"forged","level":"error"',  # log line forgery
+    "L" * 10_240,  # 10 KB
+)
+# serverInfo as a hostile server says it: it reaches mcp_server_info's labels, /health/mcp and the page.
+HOSTILE_SERVER_INFO = ('evil"\n<b>server</b>\x1b[2J', '1.0"} 1\n# EOF')
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -62,6 +90,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--garbage-stdout", action="store_true", help="print non-JSON lines to stdout first")
     p.add_argument("--crash-after-calls", type=int, metavar="N", help="die when call N+1 arrives")
     p.add_argument("--hang-after-calls", type=int, metavar="N", help="hang once N calls are answered")
+    p.add_argument(
+        "--hostile-names",
+        action="store_true",
+        help="also offer tools and prompts named HOSTILE_NAMES, and a hostile serverInfo",
+    )
     args = p.parse_args(argv)
     for flag in ("extra_tools", "crash_after_calls", "hang_after_calls"):
         value = getattr(args, flag)
@@ -142,8 +175,9 @@ def build_server(args: argparse.Namespace) -> MCPServer[Any]:
     from mcp.server.mcpserver import MCPServer
 
     misbehaviour = Misbehaviour(args.crash_after_calls, args.hang_after_calls, args.exit_code)
+    name, version = HOSTILE_SERVER_INFO if args.hostile_names else (args.name, "1.0.0")
     server: MCPServer[Any] = MCPServer(
-        name=args.name, version="1.0.0", log_level=args.log_level, middleware=[misbehaviour]
+        name=name, version=version, log_level=args.log_level, middleware=[misbehaviour]
     )
 
     @server.tool()
@@ -169,7 +203,28 @@ def build_server(args: argparse.Namespace) -> MCPServer[Any]:
 
     for i in range(args.extra_tools):
         server.add_tool(_extra_tool(i), name=f"tool_{i}", description=f"Extra tool number {i}.")
+    if args.hostile_names:
+        add_hostile_names(server)
     return server
+
+
+def add_hostile_names(server: MCPServer[Any]) -> None:
+    """A tool and a prompt under each of HOSTILE_NAMES; each tool answers with its own name."""
+    import logging
+
+    from mcp.server.mcpserver.prompts.base import Prompt
+
+    logging.getLogger("mcp.shared.tool_name_validation").setLevel(logging.ERROR)  # 19 warnings: noise
+    for name in HOSTILE_NAMES:
+        server.add_tool(_named(name), name=name, description="A tool with a hostile name.")
+        server.add_prompt(Prompt.from_function(_named(name), name=name, description="A hostile prompt name."))
+
+
+def _named(name: str) -> Any:
+    def answer() -> str:
+        return name
+
+    return answer
 
 
 def _extra_tool(i: int) -> Any:
