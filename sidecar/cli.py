@@ -183,6 +183,8 @@ def _fetch_health(url: str) -> dict[str, Any]:
 
 def status_table(document: dict[str, Any]) -> str:
     """The `/health/mcp` document as a table a person can read at a glance."""
+    from .redact import printable
+
     header = ("SERVER", "STATE", "CRITICALITY", "TRANSPORT", "FOR", "TOOLS", "RECONNECTS", "LAST ERROR")
     rows = [header]
     for server in document.get("servers", []):
@@ -195,7 +197,7 @@ def status_table(document: dict[str, Any]) -> str:
                 format_age(time.time() - since) if (since := server.get("since")) else "-",
                 str(len(server.get("tools") or [])),
                 str(server.get("reconnect_attempts", 0)),
-                (server.get("last_error") or "-")[:80],
+                printable((server.get("last_error") or "-")[:80]),  # a server's words: no ESC sequences
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]

@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .redact import redact
+from .redact import printable, redact
 
 __all__ = [
     "ConfigError",
@@ -63,16 +63,10 @@ class ConfigError(Exception):
     """The config cannot be used; ``problems`` holds one line per problem."""
 
     def __init__(self, problems: Iterable[str]) -> None:
-        self.problems: list[str] = [_one_line(problem) for problem in problems]
+        # A key or name from the file holding a newline, a carriage return or a bidi override
+        # must not split, overwrite or reorder its line.
+        self.problems: list[str] = [printable(problem) for problem in problems]
         super().__init__("\n".join(self.problems))
-
-
-def _one_line(text: str) -> str:
-    """``text`` with every unprintable character escaped: a key or name from the file holding a
-    newline, a carriage return or a bidi override must not split, overwrite or reorder the line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _shown(value: object) -> str:

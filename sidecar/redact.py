@@ -1,4 +1,4 @@
-"""Remove secrets from text before it reaches any output (logs, errors, HTTP, spans)."""
+"""Make text safe for output: remove secrets (logs, errors, HTTP, spans), escape what a terminal obeys."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 
-__all__ = ["MASK", "make_redactor", "redact"]
+__all__ = ["MASK", "make_redactor", "printable", "redact"]
 
 MASK = "***"
 
@@ -42,3 +42,15 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     ``http://user:pass@host`` becomes ``http://user:***@host`` whether or not ``pass`` is a known secret.
     """
     return make_redactor(secrets)(text)
+
+
+def printable(text: str) -> str:
+    """``text`` with every unprintable character as its Python escape (``\\n``, ``\\x1b``, ``\\u202e``).
+
+    For one-line outputs read by people (text log lines, config problems, the status table): a name or
+    message from a server or a file must not break the line, forge another, recolour a terminal or
+    reorder the text around it. Printable text, other scripts and emoji included, is left as it is.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
