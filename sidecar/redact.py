@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -20,8 +21,21 @@ def _pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
         return None
     # One alternation, longest first: a secret that contains another is masked whole, in a single
     # pass, so the mask itself is never re-matched.
-    ordered = sorted(secrets, key=lambda s: (-len(s), s))
+    ordered = sorted(
+        {spelling for secret in secrets for spelling in _spellings(secret)}, key=lambda s: (-len(s), s)
+    )
     return re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def _spellings(secret: str) -> set[str]:
+    """The secret, and the secret as ``repr`` and JSON write it between their quotes: an exception's
+    text (a KeyError quotes its key) or an echoed payload escapes a quote or a backslash in it."""
+    return {
+        secret,
+        repr(secret)[1:-1],
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    }
 
 
 def make_redactor(secrets: Iterable[str]) -> Callable[[str], str]:
