@@ -259,6 +259,11 @@ class ServerConfig(_Model):
             return self.connect_grace
         return max(_MIN_STDIO_GRACE, 2 * self.connect_timeout) if self.transport == "stdio" else 0.0
 
+    @model_validator(mode="after")
+    def _transport_fields(self) -> ServerConfig:
+        _rules(_transport_rules(self.transport, lambda key: bool(getattr(self, key))))
+        return self
+
     @field_validator("headers")
     @classmethod
     def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
@@ -270,11 +275,6 @@ class ServerConfig(_Model):
             if not _HEADER_VALUE.fullmatch(value):
                 raise ValueError(f"the value of '{name}' must be printable ASCII, without line breaks")
         return headers
-
-    @model_validator(mode="after")
-    def _transport_fields(self) -> ServerConfig:
-        _rules(_transport_rules(self.transport, lambda key: bool(getattr(self, key))))
-        return self
 
 
 class GatewayConfig(_Model):
