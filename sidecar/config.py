@@ -57,6 +57,8 @@ _Located = list[tuple[str, str]]  # (where, message), already formatted
 Transport = Literal["stdio", "streamable-http", "sse"]
 Criticality = Literal["critical", "optional"]
 _MIN_SECRET_LEN = 4  # shorter values would redact noise ("1", "on") everywhere
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (RFC 9110)
+_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
 
 
 class ConfigError(Exception):
@@ -122,8 +124,6 @@ def _date_to_str(value: Any) -> Any:
 _Str = Annotated[str, BeforeValidator(_scalar_to_str)]
 Protocol = Annotated[Literal["auto", "legacy", "2026-07-28"], BeforeValidator(_date_to_str)]
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (RFC 9110)
-_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
 
 
 def _rules(problems: list[tuple[str, str]]) -> None:

@@ -201,11 +201,18 @@ def build_server(args: argparse.Namespace) -> MCPServer[Any]:
         """Return the server's process id."""
         return os.getpid()
 
-    for i in range(args.extra_tools):
-        server.add_tool(_extra_tool(i), name=f"tool_{i}", description=f"Extra tool number {i}.")
     if args.hostile_names:
         add_hostile_names(server)
+    for i in range(args.extra_tools):
+        server.add_tool(_extra_tool(i), name=f"tool_{i}", description=f"Extra tool number {i}.")
     return server
+
+
+def _extra_tool(i: int) -> Any:
+    def extra() -> str:
+        return f"tool_{i}"
+
+    return extra
 
 
 def add_hostile_names(server: MCPServer[Any]) -> None:
@@ -225,13 +232,6 @@ def _named(name: str) -> Any:
         return name
 
     return answer
-
-
-def _extra_tool(i: int) -> Any:
-    def extra() -> str:
-        return f"tool_{i}"
-
-    return extra
 
 
 def serve_http(server: MCPServer[Any], args: argparse.Namespace) -> None:
