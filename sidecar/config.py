@@ -476,14 +476,23 @@ def _load_data(text: str, source: str) -> Any:
         raise ConfigError([f"{source}: {where}invalid YAML: {problem}"]) from None
     except RecursionError:
         raise ConfigError([f"{source}: nested more than {_MAX_DEPTH} levels deep"]) from None
-    except ValueError as exc:  # the parsers' int() and date() calls: 5,000 digits, month 13 (no value quoted)
+    except ValueError as exc:  # the parsers' own int(), float() and date() calls
         kind = "JSON" if json_error is None and text.lstrip().startswith("{") else "YAML"
-        what = "a number has too many digits" if "digits" in str(exc) else f"a value cannot be read ({exc})"
-        raise ConfigError([f"{source}: invalid {kind}: {what}"]) from None
+        raise ConfigError([f"{source}: invalid {kind}: {_unreadable(str(exc))}"]) from None
     if data is None:
         raise ConfigError([f"{source}: file is empty"])
     _check_size(data, source)
     return data
+
+
+def _unreadable(reason: str) -> str:
+    """Why a value could not be constructed; int() and float() quote the value, so only datetime's
+    reasons (month 13, day 31 of a 30-day month: no value in them) are passed on."""
+    if "digits" in reason:
+        return "a number has too many digits"
+    if "must be in" in reason or "out of range" in reason:
+        return f"an impossible date or time ({reason})"
+    return "a value does not fit its type tag"
 
 
 def _check_size(data: Any, source: str) -> None:

@@ -356,6 +356,9 @@ MUTATIONS = (
     "&a ",
     "*a",
     "!!binary ",
+    "!!int ",
+    "!!float ",
+    "!!timestamp ",
     "%YAML",
     "- ",
     "'",
@@ -537,7 +540,9 @@ def test_valid_documents_are_accepted(server_names: list[str], render: Any) -> N
 NAME_HELP = "must start with a letter or digit and use only letters, digits, _ . -"
 NAMED = 'servers:\n  - {name: "%s", transport: stdio, command: x}\n'
 FOUND = [
-    (ONE % ", env: {D: 2001-13-01}", "invalid YAML: a value cannot be read (month must be in 1..12)"),
+    (ONE % ", env: {D: 2001-13-01}", "invalid YAML: an impossible date or time (month must be in 1..12)"),
+    (ONE % ', env: {D: !!int "x-secret"}', "invalid YAML: a value does not fit its type tag"),
+    (ONE % ", env: {D: !!float x-secret}", "invalid YAML: a value does not fit its type tag"),
     (ONE % (", env: {A: 1" + "0" * 5000 + "}"), "invalid YAML: a number has too many digits"),
     ("servers: " + _deep("[", "]", 1000), "nested more than 32 levels deep"),
     ('{"servers": [[[' + _deep("[", "]", 40) + "]]]}", "servers: nested more than 32 levels deep"),
