@@ -6,6 +6,8 @@ browser driver (like `externals.py`, this folder is on the import path under pyt
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import socket
 import time
@@ -67,3 +69,21 @@ def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, inter
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def spellings(secret: str) -> set[str]:
+    """A secret as Python (repr), JSON and HTML write it, and as each writes the others' spellings
+    (a repr inside a JSON log line, an error inside the page): search outputs for all of them."""
+    found = {secret}
+    for _ in range(2):
+        found |= {spelled for text in found for spelled in _spelled(text)}
+    return found
+
+
+def _spelled(text: str) -> set[str]:
+    return {
+        repr(text)[1:-1],
+        json.dumps(text)[1:-1],
+        json.dumps(text, ensure_ascii=False)[1:-1],
+        html.escape(text),
+    }

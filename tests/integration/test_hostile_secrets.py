@@ -24,7 +24,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from support import BEHAVING, free_port
+from support import BEHAVING, free_port, spellings
 
 from sidecar import MCPServerManager, events, parse_config
 from sidecar.cli import status_table
@@ -47,16 +47,6 @@ BUG_CANARY = f"bug-can'ary\\\"{SUFFIX}"
 SLOW_CANARY = f"slow-can'ary\\\"{SUFFIX}"
 CANARIES = (ENV_CANARY, HEADER_CANARY, BUG_CANARY, SLOW_CANARY)
 BUGGY_INFO = "buggy-server"  # serverInfo.name of the server our injected bug picks on
-
-
-def spellings(secret: str) -> set[str]:
-    """The secret as it is, as `repr` writes it inside quotes, and as JSON writes it."""
-    return {
-        secret,
-        repr(secret)[1:-1],
-        json.dumps(secret)[1:-1],
-        json.dumps(secret, ensure_ascii=False)[1:-1],
-    }
 
 
 def span_texts(exporter: InMemorySpanExporter) -> list[str]:
