@@ -594,11 +594,12 @@ CLI = [sys.executable, "-m", "sidecar", "check", "-c"]
 TRACEBACK = re.compile(r'^(Traceback \(most recent call last\)|  File "|\w+(Error|Exception)\b[^:]*: )', re.M)
 
 
-# Each example starts a Python process (about a second, three on a busy machine): few of them, and
+# Each example starts a Python process (1-3 s while the CLI imports the mcp SDK at start, 8 s on a
+# machine loaded 8x): twenty of them plus the explicit ones, and
 # no shrinking (the in-process test above shrinks the same documents far faster).
 @pytest.mark.timeout(600)
 @settings(
-    max_examples=30,
+    max_examples=20,
     deadline=None,
     derandomize=True,
     database=None,
