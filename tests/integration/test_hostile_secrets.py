@@ -128,7 +128,7 @@ async def test_canaries_with_quotes_appear_in_no_output_of_any_event_kind(
             json.dumps(health),
             render_status_page(health),
             status_table(health),
-            *manager.errors.values(),
+            *(f"{error} {error!r}" for error in manager.errors.values()),
             *(repr(status) for status in manager.statuses()),
         ]
     everything = log.drain()
