@@ -102,7 +102,7 @@ class Connection:
         """At connect: the tools (a failure fails the connect), then whatever else is declared
         (a failure there leaves that list empty and is noted in `listing_errors`)."""
         clock.start("tools/list")
-        await self.refresh("tools")
+        await self.refresh_tools()
         clock.end()
         for kind in self.listed[1:]:
             try:
@@ -112,31 +112,46 @@ class Connection:
         self._listed_at = time.monotonic()
 
     async def refresh(self, kind: str) -> None:
-        """Fetch one kind's whole list again, past any client cache, following pagination."""
-        client = self.client
+        """Fetch one kind's whole list again ("tools", "prompts", or "resources" with templates)."""
         if kind == "tools":
-            tools = await _all_pages(
-                lambda cursor: client.list_tools(cursor=cursor, cache_mode="refresh"), "tools"
-            )
-            self.offerings = dataclasses.replace(self.offerings, tools=tools)
+            await self.refresh_tools()
         elif kind == "prompts":
-            prompts = await _all_pages(
-                lambda cursor: client.list_prompts(cursor=cursor, cache_mode="refresh"), "prompts"
-            )
-            self.offerings = dataclasses.replace(self.offerings, prompts=prompts)
+            await self.refresh_prompts()
         elif kind == "resources":
-            resources = await _all_pages(
-                lambda cursor: client.list_resources(cursor=cursor, cache_mode="refresh"), "resources"
-            )
-            templates = await _all_pages(
-                lambda cursor: client.list_resource_templates(cursor=cursor, cache_mode="refresh"),
-                "resource_templates",
-            )
-            self.offerings = dataclasses.replace(
-                self.offerings, resources=resources, resource_templates=templates
-            )
+            await self.refresh_resources()
         else:
             raise ValueError(f"unknown kind of offering: {kind!r}")
+
+    async def refresh_tools(self) -> tuple[types.Tool, ...]:
+        """Fetch the whole tool list, past any client cache, following pagination."""
+        client = self.client
+        tools = await _all_pages(
+            lambda cursor: client.list_tools(cursor=cursor, cache_mode="refresh"), "tools"
+        )
+        self.offerings = dataclasses.replace(self.offerings, tools=tools)
+        return tools
+
+    async def refresh_prompts(self) -> tuple[types.Prompt, ...]:
+        client = self.client
+        prompts = await _all_pages(
+            lambda cursor: client.list_prompts(cursor=cursor, cache_mode="refresh"), "prompts"
+        )
+        self.offerings = dataclasses.replace(self.offerings, prompts=prompts)
+        return prompts
+
+    async def refresh_resources(self) -> None:
+        """Resources and resource templates: one kind of change announces both."""
+        client = self.client
+        resources = await _all_pages(
+            lambda cursor: client.list_resources(cursor=cursor, cache_mode="refresh"), "resources"
+        )
+        templates = await _all_pages(
+            lambda cursor: client.list_resource_templates(cursor=cursor, cache_mode="refresh"),
+            "resource_templates",
+        )
+        self.offerings = dataclasses.replace(
+            self.offerings, resources=resources, resource_templates=templates
+        )
 
     async def probe(self) -> None:
         """One cheap round trip that fits the negotiated era: `ping`, or `server/discover`
