@@ -76,14 +76,17 @@ def after_stream_end(
 
 def get_stream_news(
     status: int, event_stream: bool, reopening: bool
-) -> Literal["opened", "refused", "failed"]:
-    """What the answer to a standalone GET means.
+) -> Literal["opened", "refused", "failed"] | None:
+    """What the answer to a standalone GET means; None for a redirect (the answer to the request
+    it leads to is the news; one the SDK does not follow leaves the stream to the probes).
 
     At the first open any non-stream answer is a refusal (many servers answer 404 rather
     than 405). On a re-open the session existed a moment ago: an error now (404: the
-    session is gone; 5xx) means the server will not take us back, except a 405 or a
-    redirect, which say "no stream here" and not "no session".
+    session is gone; 5xx) means the server will not take us back, except a 405, which
+    says "no stream here" and not "no session".
     """
+    if 300 <= status < 400:
+        return None
     if 200 <= status < 300 and event_stream:
         return "opened"
     if not reopening or status == 405 or status < 400:

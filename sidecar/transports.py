@@ -357,6 +357,8 @@ class GetStreamTap:
             return
         content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
         kind = get_stream_news(response.status_code, content_type == "text/event-stream", self._ever_opened)
+        if kind is None:
+            return
         if kind == "opened":
             self._ever_opened = True
             response.stream = _WatchedBody(response.stream, self._tell)
@@ -421,7 +423,9 @@ async def watch_end(transport: Any, ended: anyio.Event) -> AsyncIterator[Transpo
     """Pass a transport's streams through, setting `ended` when the server side stops sending.
 
     This is how a dead stdio child (EOF) or a closed SSE stream is noticed at once,
-    without polling and without waiting for the next request to fail.
+    without polling and without waiting for the next request to fail. Not streamable
+    HTTP: the SDK feeds every POST's answer and the GET stream into one read stream that
+    ends only with the transport, so a server's death never reaches it (`GetStreamTap`).
     """
     async with transport as (read_stream, write_stream):
         forward, session_reads = anyio.create_memory_object_stream[SessionMessage | Exception](0)

@@ -8,6 +8,7 @@ it, and that count or end the server's open streams).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -227,3 +228,28 @@ async def test_a_server_without_a_stream_stays_active_and_is_watched_by_probes(
         service.kill()
         lost = await events.wait_for(is_event("s", "lost"), timeout=DEADLINE, after=mark)
         assert isinstance(lost, Lost)
+
+
+@pytest.mark.parametrize(("protocol", "version"), ERAS)
+async def test_a_list_that_fails_at_connect_is_empty_not_a_connect_failure(
+    protocol: str,
+    version: str,
+    python_server: Callable[..., ServerConfig],
+    watch: Watch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    manager = MCPServerManager([python_server("--fail-listing", name="s", protocol=protocol)])
+    events = watch(manager)
+    with caplog.at_level(logging.WARNING, logger="sidecar.supervisor"):
+        async with manager:
+            status = manager.status("s")
+            assert status.active, status
+            assert status.protocol_version == version
+            assert "echo" in status.tools  # tools/list works
+            assert status.offerings.prompts == ()
+            assert status.offerings.resources == () and status.offerings.resource_templates == ()
+            assert not _of_kind(events.drain(), ("connect_failed", "lost"))
+    warnings = [r.getMessage() for r in caplog.records if r.name == "sidecar.supervisor"]
+    assert len([w for w in warnings if "could not list prompts" in w]) == 1, warnings
+    assert len([w for w in warnings if "could not list resources" in w]) == 1, warnings
+    assert any("prompts/list is broken on purpose" in w for w in warnings), warnings

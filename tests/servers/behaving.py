@@ -69,6 +69,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--refuse-get-stream", action="store_true", help="streamable-http: answer GET with 405")
     p.add_argument("--no-listen", action="store_true", help="2026-07-28: leave subscriptions/listen unserved")
+    p.add_argument(
+        "--fail-listing", action="store_true", help="answer prompts/list and resources/list with an error"
+    )
     args = p.parse_args(argv)
     for flag in ("extra_tools", "crash_after_calls", "hang_after_calls"):
         value = getattr(args, flag)
@@ -115,7 +118,14 @@ class Misbehaviour:
     It sees every inbound message (``initialize``, ``ping``, ``tools/call``, notifications).
     """
 
-    def __init__(self, crash_after_calls: int | None, hang_after_calls: int | None, exit_code: int) -> None:
+    def __init__(
+        self,
+        crash_after_calls: int | None,
+        hang_after_calls: int | None,
+        exit_code: int,
+        fail_listing: bool = False,
+    ) -> None:
+        self.fail_listing = fail_listing
         self.crash_after_calls = crash_after_calls
         self.hang_after_calls = hang_after_calls
         self.exit_code = exit_code
@@ -130,6 +140,11 @@ class Misbehaviour:
             block_forever()
         if ctx.method == "subscriptions/listen":
             return await STREAMS.serve(STREAMS.until_ended(call_next(ctx), listen_closed(ctx)))
+        if self.fail_listing and ctx.method in ("prompts/list", "resources/list"):
+            from mcp.shared.exceptions import MCPError
+            from mcp_types import INTERNAL_ERROR
+
+            raise MCPError(INTERNAL_ERROR, f"{ctx.method} is broken on purpose")
         if ctx.method != "tools/call":
             return await call_next(ctx)
         self.calls_arrived += 1
@@ -267,7 +282,9 @@ def build_server(args: argparse.Namespace) -> MCPServer[Any]:
     import anyio
     from mcp.server.mcpserver import MCPServer
 
-    misbehaviour = Misbehaviour(args.crash_after_calls, args.hang_after_calls, args.exit_code)
+    misbehaviour = Misbehaviour(
+        args.crash_after_calls, args.hang_after_calls, args.exit_code, args.fail_listing
+    )
     server: MCPServer[Any] = MCPServer(
         name=args.name,
         version="1.0.0",

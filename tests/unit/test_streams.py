@@ -82,11 +82,12 @@ def test_the_default_policy_is_bounded_and_quick() -> None:
         (404, False, True, "failed"),  # on a re-open: the session is gone
         (500, False, False, "refused"),
         (503, False, True, "failed"),
-        (307, False, True, "refused"),  # a redirect the SDK does not follow
+        (307, False, False, None),  # a redirect: the request it leads to answers
+        (308, False, True, None),
         (409, False, True, "failed"),
     ],
 )
-def test_get_stream_news(status: int, event_stream: bool, reopening: bool, news: str) -> None:
+def test_get_stream_news(status: int, event_stream: bool, reopening: bool, news: str | None) -> None:
     assert get_stream_news(status, event_stream, reopening) == news
 
 
