@@ -33,8 +33,10 @@ ERAS = [
     pytest.param("legacy", "2025-11-25", id="initialize-era"),
     pytest.param("auto", "2026-07-28", id="2026-07-28"),
 ]
-# Probes this far apart cannot be what notices a death within the tests' deadlines.
-NO_PROBES = {"interval": 60}
+# Probes this far apart cannot be what notices a death within the tests' deadlines. The timeout
+# also bounds the listen acknowledgment and the probe sent when a stream ends: generous, for a
+# busy machine (a slow answer is not what these tests are about).
+NO_PROBES = {"interval": 60, "timeout": 2.0}
 DEADLINE = 5.0  # generous: the benchmark measures the real latency (benchmarks/bench_http_death.py)
 
 
@@ -214,7 +216,8 @@ async def test_a_server_without_a_stream_stays_active_and_is_watched_by_probes(
     is_event: IsEvent,
 ) -> None:
     service = await http_server("streamable-http", "--dynamic", flag)
-    config = server_config("s", "streamable-http", url=service.url, protocol=protocol)  # FAST probes
+    probes = {"interval": 0.2, "timeout": 2.0}  # frequent, and patient with a busy machine
+    config = server_config("s", "streamable-http", url=service.url, protocol=protocol, health=probes)
     manager = MCPServerManager([config])
     events = watch(manager)
     async with manager:
