@@ -274,6 +274,7 @@ def test_every_view_takes_every_event() -> None:
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from sidecar.state import ServerStatus
+    from sidecar.telemetry.conventions import ClientConventions
     from sidecar.telemetry.logs import LogWriter, format_json, format_text
     from sidecar.telemetry.metrics import SidecarMetrics
     from sidecar.telemetry.tracing import LifecycleTracer
@@ -286,9 +287,14 @@ def test_every_view_takes_every_event() -> None:
     tracer = LifecycleTracer(provider)
     lines = io.StringIO()
     writers = [LogWriter(format_json, lines), LogWriter(format_text, lines)]
+    conventions = ClientConventions()
     for e in EXAMPLES:
         metrics.observe(e)
         tracer.observe(e)
+        if isinstance(e, ToolsChanged | PromptsChanged | ResourcesChanged):
+            assert conventions.observe(e) == ()  # no request of ours, no session's end
+        else:
+            conventions.observe(e)
         for writer in writers:
             writer.write(e)
     body, _ = metrics.render(False)
