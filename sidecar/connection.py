@@ -31,7 +31,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS as _MODERN
 
 from .config import ServerConfig
-from .errors import describe_error
+from .errors import describe_error, is_internal_error
 from .events import Phase
 from .state import Offerings
 from .streams import StreamEnd, listen_failure
@@ -104,10 +104,14 @@ class Connection:
         clock.start("tools/list")
         await self.refresh_tools()
         clock.end()
-        for kind in self.listed[1:]:
+        for kind in self.listed:
+            if kind == "tools":
+                continue
             try:
                 await self.refresh(kind)
             except Exception as exc:
+                if is_internal_error(exc):
+                    raise  # a bug of ours is not the server's failure to list
                 self.listing_errors[kind] = describe_error(exc)[1]
         self._listed_at = time.monotonic()
 

@@ -542,7 +542,9 @@ class Supervisor:
             try:
                 with anyio.fail_after(self.config.call_timeout):
                     await connection.refresh(kind)
-            except Exception:
+            except Exception as exc:
+                if is_internal_error(exc):
+                    raise
                 continue  # the probe decides whether the server is sick; a stale list is harmless
         before, after = self._status.offerings, connection.offerings
         self._status = dataclasses.replace(self._status, offerings=after, tools=_names(after.tools))
