@@ -405,10 +405,11 @@ class GetStreams:
 
         async def tracking_send(message: Any) -> None:
             nonlocal finished
+            if ended_by_us:
+                return  # the client is gone as far as the app knows; we finish the response
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 finished = True
-            if not ended_by_us:
-                await send(message)
+            await send(message)
 
         ended_by_us: list[bool] = []
         await STREAMS.serve(self.app(scope, receive_until_ended, tracking_send))
