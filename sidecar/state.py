@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import mcp_types as types
+if TYPE_CHECKING:  # annotations only: `mcp-sidecar check` must not pay for importing the SDK's types
+    import mcp_types as types
 
 __all__ = ["IllegalTransition", "Offerings", "ServerState", "ServerStatus", "check_transition", "is_down"]
 
