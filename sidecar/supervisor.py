@@ -219,8 +219,8 @@ class Supervisor:
                     self._connection = None
                     self._force(_S.FAILED)  # not checked: the bug may have been an illegal transition
                     self._internal_error(exc)
-                    await self._wait_for_command()
-                    self._command = None  # only a reconnect or a stop ends the wait
+                    await self._wait_for_revival()
+
         finally:
             if self._status.state is not _S.STOPPED:
                 self._change(_S.STOPPED, pid=None)
@@ -229,6 +229,15 @@ class Supervisor:
             self.first_attempt_done.set()
             self.finished.set()
             self._attempt_completed.set()
+
+    async def _wait_for_revival(self) -> None:
+        """Out of service after a bug of ours until a reconnect (or a stop); a drop has already
+        taken effect in `request_drop`, so it only consumes the command."""
+        while not self._stopping:
+            await self._wait_for_command()
+            command, self._command = self._command, None
+            if command is Command.RECONNECT:
+                return
 
     async def _lifecycle(self) -> None:
         """Attempt, then do what `lifecycle.decide` says; this loop only does the waiting."""
