@@ -212,14 +212,16 @@ class Supervisor:
     async def run(self) -> None:
         """The supervisor's whole life; returns after `request_stop()`."""
         try:
+            outage = Outage()
             while not self._stopping:
                 try:
-                    await self._lifecycle()
+                    await self._lifecycle(outage)
                 except Exception as exc:  # a bug of ours outside any attempt: stop the server, visibly
                     self._connection = None
                     self._force(_S.FAILED)  # not checked: the bug may have been an illegal transition
                     self._internal_error(exc)
                     await self._wait_for_revival()
+                    outage = Outage(initial=False)  # the next attempt is a reconnect
 
         finally:
             if self._status.state is not _S.STOPPED:
@@ -239,9 +241,9 @@ class Supervisor:
             if command is Command.RECONNECT:
                 return
 
-    async def _lifecycle(self) -> None:
+    async def _lifecycle(self, outage: Outage) -> None:
         """Attempt, then do what `lifecycle.decide` says; this loop only does the waiting."""
-        step = Step(Next.ATTEMPT, Outage())
+        step = Step(Next.ATTEMPT, outage)
         while not self._stopping:
             self._make(step.moves)
             was_active = False
