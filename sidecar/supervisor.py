@@ -10,6 +10,7 @@ down leaves service at once), through the same `_make` as every other change.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import random
 import time
@@ -21,7 +22,7 @@ import anyio
 
 from .backoff import BackoffPolicy
 from .config import ServerConfig
-from .connection import Connection, PhaseClock, open_connection
+from .connection import KINDS, Connection, PhaseClock, open_connection
 from .errors import describe_error, is_internal_error, leaf_exceptions
 from .events import (
     Connected,
@@ -33,6 +34,8 @@ from .events import (
     InternalError,
     LifecycleEvent,
     Lost,
+    PromptsChanged,
+    ResourcesChanged,
     Stopped,
     ToolCalled,
     ToolsChanged,
@@ -53,9 +56,12 @@ from .lifecycle import (
 )
 from .redact import redact
 from .state import ServerState, ServerStatus, check_transition
+from .streams import after_stream_end
 from .transports import ChildProcess
 
 __all__ = ["Supervisor"]
+
+_log = logging.getLogger(__name__)
 
 _E = TypeVar("_E", bound=LifecycleEvent)
 
@@ -119,7 +125,7 @@ class Supervisor:
         self._wake = anyio.Event()
         self._stopping = False
         self._command: Command | None = None
-        self._tools_changed = False
+        self._changed: set[str] = set()  # kinds of offerings announced as changed, not yet re-listed
         self._attempt_scope: anyio.CancelScope | None = None
         self._state_changed = anyio.Event()
         self.first_attempt_done = anyio.Event()
@@ -188,8 +194,8 @@ class Supervisor:
         if cancel_attempt and self._attempt_scope is not None and self._connection is None:
             self._attempt_scope.cancel()  # an in-flight connect is abandoned at once
 
-    def _notice_tools_changed(self) -> None:
-        self._tools_changed = True
+    def _notice_change(self, kind: str) -> None:
+        self._changed.add(kind)
         self._wake.set()
 
     def _remember_child(self, child: ChildProcess) -> None:
@@ -206,15 +212,17 @@ class Supervisor:
     async def run(self) -> None:
         """The supervisor's whole life; returns after `request_stop()`."""
         try:
+            outage = Outage()
             while not self._stopping:
                 try:
-                    await self._lifecycle()
+                    await self._lifecycle(outage)
                 except Exception as exc:  # a bug of ours outside any attempt: stop the server, visibly
                     self._connection = None
                     self._force(_S.FAILED)  # not checked: the bug may have been an illegal transition
                     self._internal_error(exc)
-                    await self._wait_for_command()
-                    self._command = None  # only a reconnect or a stop ends the wait
+                    await self._wait_for_revival()
+                    outage = Outage(initial=False)  # the next attempt is a reconnect
+
         finally:
             if self._status.state is not _S.STOPPED:
                 self._change(_S.STOPPED, pid=None)
@@ -224,9 +232,18 @@ class Supervisor:
             self.finished.set()
             self._attempt_completed.set()
 
-    async def _lifecycle(self) -> None:
+    async def _wait_for_revival(self) -> None:
+        """Out of service after a bug of ours until a reconnect (or a stop); a drop has already
+        taken effect in `request_drop`, so it only consumes the command."""
+        while not self._stopping:
+            await self._wait_for_command()
+            command, self._command = self._command, None
+            if command is Command.RECONNECT:
+                return
+
+    async def _lifecycle(self, outage: Outage) -> None:
         """Attempt, then do what `lifecycle.decide` says; this loop only does the waiting."""
-        step = Step(Next.ATTEMPT, Outage())
+        step = Step(Next.ATTEMPT, outage)
         while not self._stopping:
             self._make(step.moves)
             was_active = False
@@ -302,7 +319,7 @@ class Supervisor:
                     async with open_connection(
                         config,
                         close_timeout=self._close_timeout,
-                        on_tools_changed=self._notice_tools_changed,
+                        on_change=self._notice_change,
                         on_spawn=self._remember_child,
                         clock=self._clock,
                     ) as connection:
@@ -397,7 +414,8 @@ class Supervisor:
     # The active period ------------------------------------------------------------------
 
     async def _serve(self, connection: Connection) -> _Loss | None:
-        """Wait for the first of: transport end, failed health, or a command. None = asked to leave."""
+        """Wait for the first of: transport end, event stream lost, failed health, or a command.
+        None = asked to leave."""
         outcome: list[_Loss | None] = []
 
         async with anyio.create_task_group() as tg:
@@ -408,6 +426,8 @@ class Supervisor:
                 tg.cancel_scope.cancel()
 
             tg.start_soon(self._watch_transport, connection, finish)
+            if connection.has_stream:
+                tg.start_soon(self._watch_stream, connection, finish)
             if self.config.health.interval > 0:
                 tg.start_soon(self._probe_loop, connection, finish)
             tg.start_soon(self._watch_commands, connection, finish)
@@ -470,31 +490,104 @@ class Supervisor:
                 finish(_Loss(result.error_type, result.error))
                 return
 
+    async def _watch_stream(self, connection: Connection, finish: Callable[[_Loss | None], None]) -> None:
+        """Hold the server's event stream open: its changes are followed, its end is checked at once.
+
+        A stream that ends is not a death by itself (servers and proxies close idle streams):
+        one probe tells. A failed probe or a failed re-open is a loss; a server that refuses
+        the stream, or keeps ending it, is left to the health probes. The transport's own
+        end (a stdio child's exit) is `_watch_transport`'s to report, with its better reason.
+        """
+        timeout = self.config.health.timeout
+        reopens = 0
+        reopening = False
+
+        def missed() -> None:
+            # The stream opened after the lists were fetched and nothing is replayed: list again.
+            self._changed.update(connection.listed)
+            self._wake.set()
+
+        while True:
+            end = await connection.hold_stream(
+                self._notice_change, missed, reopening=reopening, ack_timeout=timeout
+            )
+            if connection.ended.is_set():
+                return
+            step = after_stream_end(end, reopens)
+            if step.action == "lost":
+                finish(_Loss("closed", f"the event stream could not be re-opened: {end.error}"))
+                return
+            if end.kind in ("graceful", "dropped"):
+                loss = await self._check_after_end(connection, timeout)
+                if loss is not None:
+                    if not connection.ended.is_set():
+                        finish(loss)
+                    return
+            if step.action == "probes_only":
+                reason = self._redact(str(end.error))
+                _log.info("%s: no event stream (%s); health probes only", self.name, reason)
+                return
+            reopens, reopening = step.reopens, True
+            await anyio.sleep(step.delay)
+
+    async def _check_after_end(self, connection: Connection, timeout: float) -> _Loss | None:
+        """One probe right after the stream ended: None if the server answered, else the loss.
+
+        Over HTTP a server that is gone fails this probe inside the transport (connection
+        refused), which ends the whole connection as a `transport_error` before we return.
+        """
+        try:
+            with anyio.fail_after(timeout):
+                await connection.probe()
+        except TimeoutError:
+            error = f"the event stream ended and a probe got no answer within {timeout:g}s"
+            return _Loss("probe_timeout", error)
+        except Exception as exc:
+            return _Loss("closed", f"the event stream ended and a probe failed: {describe_error(exc)[1]}")
+        return None
+
     async def _watch_commands(self, connection: Connection, finish: Callable[[_Loss | None], None]) -> None:
         while True:
             if self._stopping or self._command is not None:
                 finish(None)
                 return
-            if self._tools_changed:
-                self._tools_changed = False
-                await self._refresh_tools(connection)
+            if self._changed:
+                kinds, self._changed = self._changed, set()
+                await self._refresh(connection, kinds)
             await self._wait_wake()
 
-    async def _refresh_tools(self, connection: Connection) -> None:
-        try:
-            with anyio.fail_after(self.config.call_timeout):
-                tools = await connection.refresh_tools()
-        except Exception:
-            return  # the probe decides whether the server is sick; a stale list is harmless
-        names = tuple(tool.name for tool in tools)
-        self._status = dataclasses.replace(self._status, tools=names)
-        self._emit(ToolsChanged, tools=names)
+    async def _refresh(self, connection: Connection, kinds: set[str]) -> None:
+        """Re-list what was announced as changed; publish what really changed, once the status has it."""
+        for kind in KINDS:
+            if kind not in kinds:
+                continue
+            try:
+                with anyio.fail_after(self.config.call_timeout):
+                    await connection.refresh(kind)
+            except Exception as exc:
+                if is_internal_error(exc):
+                    raise
+                continue  # the probe decides whether the server is sick; a stale list is harmless
+        before, after = self._status.offerings, connection.offerings
+        self._status = dataclasses.replace(self._status, offerings=after, tools=_names(after.tools))
+        if after.tools != before.tools:
+            self._emit(ToolsChanged, tools=_names(after.tools))
+        if after.prompts != before.prompts:
+            self._emit(PromptsChanged, prompts=_names(after.prompts))
+        if (after.resources, after.resource_templates) != (before.resources, before.resource_templates):
+            self._emit(
+                ResourcesChanged,
+                resources=tuple(str(resource.uri) for resource in after.resources),
+                resource_templates=tuple(template.uri_template for template in after.resource_templates),
+            )
 
     # State changes ----------------------------------------------------------------------
 
     def _became_active(self, connection: Connection, duration: float) -> None:
         info = connection.server_info
-        tools = tuple(tool.name for tool in connection.tools)
+        tools = _names(connection.tools)
+        for kind, error in connection.listing_errors.items():
+            _log.warning("%s: could not list %s at connect: %s", self.name, kind, self._redact(error))
         self._connection = connection
         self._change(
             _S.ACTIVE,
@@ -502,6 +595,7 @@ class Supervisor:
             last_error_type=None,
             consecutive_failures=0,
             tools=tools,
+            offerings=connection.offerings,
             protocol_version=connection.protocol_version,
             server_name=info.name if info else None,
             server_version=info.version if info else None,
@@ -606,3 +700,7 @@ class Supervisor:
 
     def _redact(self, text: str) -> str:
         return redact(text, self._secrets)
+
+
+def _names(items: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple(item.name for item in items)

@@ -539,4 +539,6 @@ def test_exit_is_not_held_by_a_dead_collector(
     stderr = err.decode(errors="replace")
     assert process.returncode == 0, stderr
     took = exited - float(out)
-    assert took < 2.0, f"exit took {took:.2f}s after the last span; stderr:\n{stderr[-2000:]}"
+    # A held exit waits out the exporter's 10 s budget; a busy machine's interpreter teardown
+    # alone has taken over 2 s here, so the bound sits between the two.
+    assert took < 6.0, f"exit took {took:.2f}s after the last span; stderr:\n{stderr[-2000:]}"

@@ -38,9 +38,7 @@ THREE_THEN_KEEP = Policy(BackoffPolicy(initial=1.0, maximum=8.0, jitter=0.0, max
 
 
 def status(state: ServerState = S.RECONNECTING, **fields: object) -> ServerStatus:
-    return ServerStatus(
-        name="s", transport="stdio", criticality="optional", state=state, since=0.0, **fields
-    )  # type: ignore[arg-type]
+    return ServerStatus(name="s", transport="stdio", criticality="optional", state=state, since=0.0, **fields)  # type: ignore[arg-type]
 
 
 def first() -> Outage:
