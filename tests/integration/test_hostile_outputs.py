@@ -53,6 +53,8 @@ async def test_hostile_names_through_the_manager_into_metrics_and_logs(
     events = watch(manager)
     async with manager:
         assert manager.status("hostile").tools == TOOLS
+        prompts = [prompt.name for prompt in manager.status("hostile").offerings.prompts]
+        assert set(HOSTILE_NAMES) <= set(prompts)  # listed exactly, for the gateway to expose (or not)
         for tool in HOSTILE_NAMES:
             result = await manager.call_tool("hostile", tool, {})
             assert not result.is_error and result.content[0].text == tool  # type: ignore[union-attr]
