@@ -15,7 +15,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["IllegalTransition", "ServerState", "ServerStatus", "check_transition", "is_down"]
+import mcp_types as types
+
+__all__ = ["IllegalTransition", "Offerings", "ServerState", "ServerStatus", "check_transition", "is_down"]
 
 
 class ServerState(enum.StrEnum):
@@ -58,6 +60,18 @@ def is_down(state: ServerState) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class Offerings:
+    """What a server offers, as it described it (full objects: descriptions, schemas, annotations,
+    icons, _meta untouched); the last list the supervisor fetched."""
+
+    tools: tuple[types.Tool, ...] = ()
+    prompts: tuple[types.Prompt, ...] = ()
+    resources: tuple[types.Resource, ...] = ()
+    resource_templates: tuple[types.ResourceTemplate, ...] = ()
+    capabilities: types.ServerCapabilities | None = None  # what the server declared
+
+
+@dataclass(frozen=True, slots=True)
 class ServerStatus:
     """One server's state at one moment; immutable, so any reader may keep it."""
 
@@ -75,6 +89,7 @@ class ServerStatus:
     server_name: str | None = None  # serverInfo.name reported at connect
     server_version: str | None = None
     pid: int | None = None  # stdio child process while connected
+    offerings: Offerings = Offerings()
 
     @property
     def active(self) -> bool:
