@@ -18,7 +18,7 @@ import anyio
 
 from .backoff import BackoffPolicy, backoff_delay, gives_up
 from .config import ServerConfig
-from .connection import Connection, PhaseClock, open_connection
+from .connection import Connection, Passthrough, PhaseClock, open_connection
 from .errors import describe_error, leaf_exceptions
 from .events import (
     Connected,
@@ -63,6 +63,8 @@ def _has_error(exc: BaseException) -> bool:
 
 class Supervisor:
     """Keeps one server connected, or says precisely why it is not."""
+
+    passthrough: Passthrough | None = None  # the gateway's hooks, used from the next connect on
 
     def __init__(
         self,
@@ -286,6 +288,7 @@ class Supervisor:
                     on_tools_changed=self._notice_tools_changed,
                     on_spawn=self._remember_child,
                     clock=self._clock,
+                    passthrough=self.passthrough,
                 ) as connection:
                     scope.deadline = math.inf
                     was_active = True
