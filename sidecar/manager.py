@@ -69,11 +69,11 @@ class MCPServerManager:
         self.shutdown_timeout = 1.5 if shutdown_timeout is None else shutdown_timeout
         self._bus = EventBus()
         self._secrets = frozenset(secrets)
+        self._passthrough: Passthrough | None = None
         self._supervisors: dict[str, Supervisor] = {
             config.name: self._new_supervisor(config) for config in configs
         }
         self._task_group: TaskGroup | None = None
-        self._passthrough: Passthrough | None = None
 
     def _new_supervisor(self, config: ServerConfig) -> Supervisor:
         supervisor = Supervisor(config, self._bus, close_timeout=self.shutdown_timeout, secrets=self._secrets)

@@ -31,6 +31,7 @@ from prometheus_client import (
 )
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from ..events import (
@@ -334,3 +335,7 @@ class SidecarMetrics:
             rows = [lines_of(series) for series in servers]
             for i, family in enumerate(families):
                 self._bodies[family] = "".join([row[i] for row in rows]).encode()
+
+    def register(self, collector: Collector) -> None:
+        """Add a collector's series (the gateway's, say) to every scrape, after the process series."""
+        self._process.register(collector)
