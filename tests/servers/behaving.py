@@ -53,6 +53,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--name", default="behaving", help="server name reported in serverInfo")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="WARNING", help="SDK and uvicorn logs (stderr)")
     p.add_argument("--extra-tools", type=int, default=0, metavar="N", help="add tools tool_0 .. tool_{N-1}")
+    p.add_argument("--alias", action="append", default=[], metavar="NAME", help="echo, also as NAME")
+    p.add_argument("--meta-tool", action="store_true", help="add tool meta: the _meta and headers it got")
     p.add_argument("--pidfile", metavar="PATH", help="write the pid here at start (atomically)")
     p.add_argument("--ignore-sigterm", action="store_true", help="ignore SIGTERM (SIGKILL still works)")
     p.add_argument("--slow-start", type=float, default=0.0, metavar="SECONDS", help="sleep first, then start")
@@ -169,6 +171,20 @@ def build_server(args: argparse.Namespace) -> MCPServer[Any]:
 
     for i in range(args.extra_tools):
         server.add_tool(_extra_tool(i), name=f"tool_{i}", description=f"Extra tool number {i}.")
+    for alias in args.alias:
+        server.add_tool(echo, name=alias, description=f"echo, as {alias!r}.")
+    if args.meta_tool:
+        from mcp.server.mcpserver import Context
+
+        def meta(ctx: Context) -> dict[str, Any]:
+            """Return the request's _meta and the Authorization header it came with (HTTP)."""
+            authorization = (ctx.headers or {}).get("authorization")
+            return {"meta": dict(ctx.request_context.meta or {}), "authorization": authorization}
+
+        # The SDK evaluates annotations in the module's globals, where Context is not (imported late).
+        meta.__annotations__ = {"ctx": Context, "return": dict[str, Any]}
+        server.tool()(meta)
+
     return server
 
 
