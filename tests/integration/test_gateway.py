@@ -253,6 +253,7 @@ async def test_failover_under_load_from_several_clients(
         await tg.start(listen, third, heard[2])
         clients = (first, second, third)
         log: list[tuple[str, bool, float]] = []  # (server, ok, seconds) of every call
+
         async def calls(client: Client) -> None:
             while True:
                 for server in ("local", "remote"):
