@@ -545,9 +545,11 @@ class Gateway:
         with suppress(Exception), anyio.move_on_after(_NOTIFY_TIMEOUT):
             if call is not None:
                 if call.modern or _level_admits(call.client.state.get(_LOG_LEVEL_KEY), params.level):
-                    await call.session.send_log_message(
-                        params.level, params.data, params.logger, related_request_id=call.request_id
-                    )
+                    with warnings.catch_warnings():  # deprecated in 2026-07-28, where it is opt-in per call
+                        warnings.simplefilter("ignore", MCPDeprecationWarning)
+                        await call.session.send_log_message(
+                            params.level, params.data, params.logger, related_request_id=call.request_id
+                        )
                 return
             for client in tuple(self._clients):
                 wanted = client.state.get(_LOG_LEVEL_KEY)
