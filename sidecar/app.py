@@ -52,10 +52,10 @@ async def serve_gateway(gateway: Gateway | None, config: SidecarConfig) -> Async
         log.warning(
             "gateway.token_env names %s, which is empty: the gateway accepts any caller", settings.token_env
         )
-    async with anyio.create_task_group() as tg:
+    # The endpoint first: a taken port fails here, as a plain OSError, before any task starts.
+    async with serve_gateway_http(gateway, settings, token or None) as port, anyio.create_task_group() as tg:
         await tg.start(gateway.run)
-        async with serve_gateway_http(gateway, settings, token or None) as port:
-            yield port
+        yield port
         tg.cancel_scope.cancel()
 
 

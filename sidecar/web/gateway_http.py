@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 
@@ -43,7 +44,7 @@ class GatewayListenError(OSError):
     """The gateway's address cannot be bound; `listen` names it."""
 
     def __init__(self, listen: str, cause: OSError) -> None:
-        super().__init__(cause.errno, cause.strerror)
+        super().__init__(cause.errno, os.strerror(cause.errno) if cause.errno else cause.strerror)
         self.listen = listen
 
 
