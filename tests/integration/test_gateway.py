@@ -445,3 +445,20 @@ async def test_leaving_ends_open_sessions_and_listen_streams_promptly(
         clients.cancel_scope.cancel()
     assert stopped < 2.5, f"the gateway took {stopped:.2f}s to stop"
     assert gateway.sessions() == {"legacy": 0, "2026-07-28": 0}
+
+
+async def test_sessions_are_forgotten_when_their_clients_leave(
+    python_server: Callable[..., ServerConfig], wait_until: Wait
+) -> None:
+    """Trap 2: the SDK has no "every session" call, so the gateway collects initialize-era
+    sessions itself (a private SDK attribute, with mcp pinned to 2.3.x) and learns of their end
+    from the connection's exit stack. If the SDK changes either, this fails."""
+    async with sidecar([python_server(name="local")]) as running:
+        async with Client(running.url, mode="legacy"), Client(running.url, mode="legacy"):
+            await wait_until(lambda: running.gateway.sessions()["legacy"] == 2, 10, "both sessions known")
+        await wait_until(lambda: running.gateway.sessions()["legacy"] == 0, 10, "both sessions forgotten")
+        heard = Heard()
+        async with Client(running.url, mode="legacy", message_handler=heard):
+            await running.manager.drop(["local"])
+            await wait_until(lambda: heard.tools_changed == 1, 10, "the one open session told")
+        assert running.gateway.list_changed_sent == 1  # nothing went to the sessions that had left
