@@ -288,7 +288,10 @@ class Gateway:
                     if isinstance(event, _QUIET_EVENTS):
                         continue
                     ended = await _settle(subscription)
-                    await self.announce()
+                    try:
+                        await self.announce()
+                    except Exception:  # a bug here must cost the notification, never the sidecar
+                        log.exception("gateway: announcing a change failed")
                 tg.cancel_scope.cancel()
 
     async def announce(self) -> frozenset[ListKind]:

@@ -27,11 +27,12 @@ from mcp.shared.subscriptions import ToolsListChanged
 
 from sidecar.app import GatewayCollector, build_gateway, serve_gateway
 from sidecar.config import GatewayConfig, ServerConfig, SidecarConfig, SidecarSettings
+from sidecar.events import ToolCalled
 from sidecar.gateway import Gateway
 from sidecar.manager import MCPServerManager
 
 if TYPE_CHECKING:
-    from conftest import Service
+    from conftest import EventLog, Service
 
 pytestmark = pytest.mark.anyio
 
@@ -114,8 +115,9 @@ async def test_both_eras_list_and_call_through_one_endpoint(
             served = await client.call_tool("remote__pid", {})
             assert served.structured_content == {"result": service.pid}
         assert running.gateway.sessions()["legacy"] == 1
-        # Every gateway call counts like any other: the ToolCalled events feed mcp_tool_call*.
-        assert running.manager.status("local").active
+        # A 2026-07-28 result says who answered it: the gateway, not the server behind it (trap 6).
+        stamped = await modern.call_tool("local__echo", {"text": "x"})
+        assert (stamped.meta or {}).get("io.modelcontextprotocol/serverInfo", {}).get("name") == "mcp-sidecar"
 
 
 async def test_tool_descriptions_and_schemas_pass_through(
@@ -462,3 +464,31 @@ async def test_sessions_are_forgotten_when_their_clients_leave(
             await running.manager.drop(["local"])
             await wait_until(lambda: heard.tools_changed == 1, 10, "the one open session told")
         assert running.gateway.list_changed_sent == 1  # nothing went to the sessions that had left
+
+
+async def test_a_cancelled_call_is_cancelled_upstream_too(
+    python_server: Callable[..., ServerConfig], watch: Callable[[MCPServerManager], EventLog]
+) -> None:
+    """A client that gives up on a call (its read timeout sends notifications/cancelled) ends the
+    gateway's call to the server, which the SDK cancels in turn: the call is over long before
+    the tool would have answered."""
+    async with (
+        sidecar([python_server(name="local")]) as running,
+        Client(running.url, mode="legacy") as client,
+    ):
+        events = watch(running.manager)
+        with anyio.fail_after(10), pytest.raises(MCPError):
+            await client.call_tool("local__sleep", {"seconds": 60}, read_timeout_seconds=0.5)
+        called = await events.wait_for(lambda e: isinstance(e, ToolCalled), timeout=10)
+        assert (called.tool, called.error_type) == ("sleep", "cancelled")  # type: ignore[attr-defined]
+        assert (await client.call_tool("local__echo", {"text": "after"})).structured_content == {
+            "result": "after"
+        }
+
+
+async def test_enabled_false_turns_the_gateway_off(python_server: Callable[..., ServerConfig]) -> None:
+    settings = SidecarSettings(gateway=GatewayConfig(enabled=False))
+    config = SidecarConfig(sidecar=settings, servers=(python_server(name="local"),))
+    assert build_gateway(MCPServerManager(config), config) is None
+    async with serve_gateway(None, config) as port:
+        assert port is None

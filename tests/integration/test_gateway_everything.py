@@ -208,3 +208,22 @@ async def test_prompts_are_listed_got_and_completed(
             assert "Engineering" in completed.completion.values
     if not offered:
         pytest.skip("prompts come from the core's offerings (ServerStatus.offerings, branch core-streams)")
+
+
+async def test_json_rpc_errors_of_a_server_pass_through_unchanged(
+    everything_js: Path, server_config: Callable[..., ServerConfig], wait_until: Wait
+) -> None:
+    async with everything(everything_js, server_config) as running, Caller().client(running.url) as client:
+        await wait_until(
+            lambda: "every__trigger-url-elicitation" in running.gateway.catalog().tools,
+            10,
+            "conditional tools",
+        )
+        with pytest.raises(MCPError) as raised:
+            await client.call_tool(
+                "every__trigger-url-elicitation", {"url": "https://example.com/consent", "errorPath": True}
+            )
+        assert (
+            raised.value.code == types.URL_ELICITATION_REQUIRED
+        )  # -32042, with its data, as the server sent it
+        assert raised.value.data is not None
