@@ -11,11 +11,8 @@ initialize-era session and an event on every 2026-07-28 `subscriptions/listen` s
 once per burst. Lists are always computed from the snapshot of the moment, so a server
 that leaves `active` is gone from the next list even before the notification goes out.
 
-What a server asks of its caller during a call (sampling, elicitation, logs) is answered
-by the client whose call is running on that server. The SDK's client callbacks do not
-say which request caused them, so the gateway keeps the calls in flight per server; when
-they all come from one client session that session answers, otherwise the request is
-refused as ambiguous (see `_caller`).
+What a server asks of its caller during a call (sampling, elicitation) and tells it (logs,
+resource updates) goes back through `relay.Relay`.
 """
 
 from __future__ import annotations
@@ -31,12 +28,10 @@ from typing import Any
 import anyio
 import mcp_types as types
 from anyio.abc import TaskGroup, TaskStatus
-from mcp.client.session import ClientRequestContext
 from mcp.server.connection import Connection as ClientConnection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
-from mcp.server.session import ServerSession
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
     ListenHandler,
@@ -45,13 +40,10 @@ from mcp.server.subscriptions import (
     ToolsListChanged,
 )
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
-from mcp.shared.message import ServerMessageMetadata
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import TypeAdapter
 
 from .catalog import (
     Catalog,
-    CatalogServer,
     ListKind,
     Route,
     build_catalog,
@@ -61,9 +53,10 @@ from .catalog import (
 )
 from .config import GatewayConfig
 from .connection import CallOptions
-from .errors import ServerUnavailable, ToolCallError, describe_error
+from .errors import ServerUnavailable, ToolCallError
 from .events import HealthCheckFailed, HealthCheckPassed, Subscription, ToolCalled
 from .manager import MCPServerManager
+from .relay import LOG_LEVEL_KEY, LOG_LEVELS, NOTIFY_TIMEOUT, Relay, client_of, is_modern
 from .state import Offerings
 
 __all__ = ["Gateway"]
@@ -72,16 +65,11 @@ log = logging.getLogger("sidecar.gateway")
 
 _QUIET = 0.02  # a burst of lifecycle events is over after this long without one
 _MAX_DELAY = 0.2  # and a notification never waits longer than this after the first change
-_NOTIFY_TIMEOUT = 1.0  # a client that does not read its stream cannot hold the others up
 _INPUT_ROUNDS = 8  # 2026-07-28 input-required rounds relayed for one initialize-era call
 _RETIRED_MAX = 10_000  # names once exposed, remembered to say why a call to one cannot go through
 _RESOURCE_NOT_FOUND = -32002  # the MCP spec's code for resources/read of an unknown URI
 _RESERVED_META = "io.modelcontextprotocol/"  # per-hop envelope keys: never forwarded (trap 6)
 _HOP_META = frozenset({"progressToken", "progress_token", "traceparent", "tracestate"})
-_LOG_LEVELS: tuple[types.LoggingLevel, ...] = (
-    "debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"
-)  # fmt: skip
-_LOG_LEVEL_KEY = "mcp_sidecar.log_level"  # in a client connection's `state`
 _QUIET_EVENTS = (HealthCheckPassed, HealthCheckFailed, ToolCalled)  # never change what is exposed
 _EMPTY = Offerings()
 _LIST_CHANGED = NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
@@ -116,16 +104,6 @@ class _GatewayServer(Server[Any]):
         )
 
 
-def _client(session: ServerSession) -> ClientConnection:
-    """The client connection a request came on: one per initialize-era session, one per request
-    in 2026-07-28. Private in the SDK (trap 2); mcp is pinned to 2.3.x and a test covers it."""
-    return session._connection
-
-
-def _modern(ctx: ServerRequestContext[Any, Any]) -> bool:
-    return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
-
-
 def _forwarded_meta(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A caller's `_meta` minus what belongs to its hop: the reserved envelope keys (an upstream
     would take them for its own), its progress token and trace context (the client adds its own)."""
@@ -148,24 +126,6 @@ def _error_result(text: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(text=text)], is_error=True)
 
 
-def _level_admits(wanted: str | None, level: str) -> bool:
-    """Whether a client that asked for `wanted` (None: nothing asked) gets a message at `level`."""
-    if wanted is None or wanted not in _LOG_LEVELS or level not in _LOG_LEVELS:
-        return True
-    return _LOG_LEVELS.index(level) >= _LOG_LEVELS.index(wanted)
-
-
-@dataclasses.dataclass(eq=False)
-class _Call:
-    """A call running on a server for a client: who can answer what that server asks meanwhile."""
-
-    server: str
-    session: ServerSession
-    client: ClientConnection
-    request_id: types.RequestId | None
-    modern: bool
-
-
 class Gateway:
     """The MCP server the agent connects to, over the manager's servers."""
 
@@ -173,7 +133,6 @@ class Gateway:
         self._manager = manager
         self._config = config
         self._inputs: list[tuple[Any, ...]] = []
-        self._entries: list[CatalogServer] = []
         self._catalog = Catalog()
         self._announced = Catalog()  # what clients were last told about
         self._retired: dict[str, Route] = {}  # tool and prompt names once exposed
@@ -181,13 +140,12 @@ class Gateway:
         self._clients: set[ClientConnection] = set()  # initialize-era sessions, open now
         self._listeners = 0  # 2026-07-28 listen streams, open now
         self.list_changed_sent = 0
-        self._calls: dict[str, list[_Call]] = {}
-        self._subscribers: dict[tuple[str, str], dict[ClientConnection, str]] = {}
         self._bus = InMemorySubscriptionBus()
         self._listen = ListenHandler(self._bus)
         self._task_group: TaskGroup | None = None
+        self._relay = Relay(lambda server: manager.config(server).call_timeout, lambda: self._clients)
         self.server = self._build_server()
-        manager.set_passthrough(self)
+        manager.set_passthrough(self._relay)  # servers connect from now on with the way back
 
     def _build_server(self) -> Server[Any]:
         with warnings.catch_warnings():  # logging/setLevel is deprecated in 2026-07-28, alive before
@@ -319,7 +277,7 @@ class Gateway:
 
     async def _notify(self, kinds: frozenset[ListKind]) -> None:
         async def tell(client: ClientConnection) -> None:
-            with anyio.move_on_after(_NOTIFY_TIMEOUT):
+            with anyio.move_on_after(NOTIFY_TIMEOUT):
                 for kind in sorted(kinds):
                     await client.notify(f"notifications/{kind}/list_changed", None)  # never raises
                     self.list_changed_sent += 1
@@ -341,7 +299,7 @@ class Gateway:
     async def _middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method == "notifications/initialized":
             result = await call_next(ctx)
-            self._track(_client(ctx.session))
+            self._track(client_of(ctx.session))
             return result
         request = ctx.request
         if (
@@ -365,11 +323,9 @@ class Gateway:
 
     def _forget(self, client: ClientConnection) -> None:
         self._clients.discard(client)
-        for key, subscribers in list(self._subscribers.items()):
-            if subscribers.pop(client, None) is not None and not subscribers:
-                del self._subscribers[key]
-                if self._task_group is not None:
-                    self._task_group.start_soon(self._upstream_unsubscribe, *key)
+        for key in self._relay.forget(client):
+            if self._task_group is not None:
+                self._task_group.start_soon(self._upstream_unsubscribe, *key)
 
     # -- tools -----------------------------------------------------------------------------------
 
@@ -417,7 +373,7 @@ class Gateway:
             )
 
         try:
-            async with self._in_call(ctx, route.server):
+            async with self._relay.in_call(ctx, route.server):
                 return _returned(await self._drive(ctx, send, params.input_responses, params.request_state))
         except ServerUnavailable as exc:
             return _error_result(f"tool {name!r} is not available: {exc}")
@@ -430,7 +386,7 @@ class Gateway:
             return None
 
         async def progress(progress: float, total: float | None, message: str | None) -> None:
-            with suppress(Exception), anyio.move_on_after(_NOTIFY_TIMEOUT):
+            with suppress(Exception), anyio.move_on_after(NOTIFY_TIMEOUT):
                 await ctx.session.report_progress(progress, total, message)
 
         return progress
@@ -446,129 +402,19 @@ class Gateway:
         are; asked of an initialize-era caller here (its sampling and elicitation), then resent."""
         result = await send(responses, state)
         for _ in range(_INPUT_ROUNDS):
-            if not isinstance(result, types.InputRequiredResult) or _modern(ctx):
+            if not isinstance(result, types.InputRequiredResult) or is_modern(ctx):
                 return result
             answers: dict[str, Any] = {}
             for key, request in (result.input_requests or {}).items():
-                answers[key] = await self._ask(ctx.session, ctx.request_id, _client(ctx.session), request)
+                answers[key] = await self._relay.ask(
+                    ctx.session, ctx.request_id, client_of(ctx.session), request
+                )
             result = await send(answers, result.request_state)
         if isinstance(result, types.InputRequiredResult):
             raise MCPError(
                 types.INTERNAL_ERROR, f"the server still needed input after {_INPUT_ROUNDS} rounds"
             )
         return result
-
-    async def _ask(
-        self,
-        session: ServerSession,
-        request_id: types.RequestId | None,
-        client: ClientConnection,
-        request: Any,
-    ) -> Any:
-        """Ask an initialize-era client what a server asked (on the stream of its call)."""
-        if isinstance(request, types.CreateMessageRequest):
-            capable = client.check_capability(types.ClientCapabilities(sampling=types.SamplingCapability()))
-            wanted: Any = (
-                types.CreateMessageResultWithTools
-                if request.params.tools or request.params.tool_choice
-                else types.CreateMessageResult
-            )
-        elif isinstance(request, types.ElicitRequest):
-            capable = client.check_capability(
-                types.ClientCapabilities(elicitation=types.ElicitationCapability())
-            )
-            wanted = types.ElicitResult
-        else:  # roots: the gateway's callers' roots are not the servers' business
-            return types.ErrorData(
-                code=types.INVALID_REQUEST, message=f"the gateway does not relay {request.method}"
-            )
-        if not capable:
-            return types.ErrorData(
-                code=types.INVALID_REQUEST, message=f"the calling client does not support {request.method}"
-            )
-        metadata = ServerMessageMetadata(related_request_id=request_id) if request_id is not None else None
-        try:
-            return await session.send_request(request, wanted, metadata=metadata)
-        except MCPError as exc:
-            return exc.error
-        except Exception as exc:  # the caller went away, or answered nonsense
-            return types.ErrorData(code=types.INTERNAL_ERROR, message=describe_error(exc)[1])
-
-    # -- calls in flight, for what a server asks meanwhile (trap 9) --------------------------------
-
-    def _in_call(self, ctx: ServerRequestContext[Any, Any], server: str) -> _InCall:
-        return _InCall(
-            self._calls, _Call(server, ctx.session, _client(ctx.session), ctx.request_id, _modern(ctx))
-        )
-
-    def _caller(self, server: str) -> _Call | None:
-        """The call whose client answers what `server` asks now: the oldest call in flight on it,
-        if every call in flight there comes from one client session. Calls from several
-        sessions at once make it ambiguous (the SDK does not say which call caused a request):
-        refused, rather than asking the wrong user."""
-        calls = self._calls.get(server)
-        if not calls:
-            return None
-        first = calls[0]
-        return first if all(call.client is first.client for call in calls) else None
-
-    async def sampling(
-        self, server: str, context: ClientRequestContext, params: types.CreateMessageRequestParams
-    ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData:
-        return await self._relay(server, types.CreateMessageRequest(params=params))
-
-    async def elicitation(
-        self, server: str, context: ClientRequestContext, params: types.ElicitRequestParams
-    ) -> types.ElicitResult | types.ErrorData:
-        return await self._relay(server, types.ElicitRequest(params=params))
-
-    async def _relay(self, server: str, request: Any) -> Any:
-        call = self._caller(server)
-        if call is None or call.modern:
-            why = "no call" if not self._calls.get(server) else "calls from several clients"
-            if call is not None:
-                why = "a 2026-07-28 call (that era cannot be asked)"
-            return types.ErrorData(
-                code=types.INVALID_REQUEST,
-                message=f"the gateway cannot relay {request.method} from {server!r}: {why} in flight",
-            )
-        with anyio.move_on_after(self._manager.config(server).call_timeout) as scope:
-            answer = await self._ask(call.session, call.request_id, call.client, request)
-        if scope.cancelled_caught:
-            return types.ErrorData(
-                code=types.INTERNAL_ERROR, message="the calling client did not answer in time"
-            )
-        return answer
-
-    async def log(self, server: str, params: types.LoggingMessageNotificationParams) -> None:
-        """A server's log message: to the client whose call is running there, else to every
-        initialize-era client that asked for logs (logging/setLevel) at that level."""
-        params = params.model_copy(update={"logger": params.logger or server})
-        call = self._caller(server)
-        with suppress(Exception), anyio.move_on_after(_NOTIFY_TIMEOUT):
-            if call is not None:
-                if call.modern or _level_admits(call.client.state.get(_LOG_LEVEL_KEY), params.level):
-                    with warnings.catch_warnings():  # deprecated in 2026-07-28, where it is opt-in per call
-                        warnings.simplefilter("ignore", MCPDeprecationWarning)
-                        await call.session.send_log_message(
-                            params.level, params.data, params.logger, related_request_id=call.request_id
-                        )
-                return
-            for client in tuple(self._clients):
-                wanted = client.state.get(_LOG_LEVEL_KEY)
-                if wanted is not None and _level_admits(wanted, params.level):
-                    await client.notify(
-                        "notifications/message", params.model_dump(by_alias=True, exclude_none=True)
-                    )
-
-    async def notification(self, server: str, message: Any) -> None:
-        """A server's notification: resource updates go to the clients that subscribed."""
-        if not isinstance(message, types.ResourceUpdatedNotification):
-            return
-        subscribers = self._subscribers.get((server, message.params.uri), {})
-        for client, exposed in tuple(subscribers.items()):
-            with suppress(Exception), anyio.move_on_after(_NOTIFY_TIMEOUT):
-                await client.send_resource_updated(exposed)
 
     # -- prompts -------------------------------------------------------------------------------
 
@@ -600,7 +446,7 @@ class Gateway:
             )
             return await self._request(route.server, request, _PROMPT_RESULT)
 
-        async with self._in_call(ctx, route.server):
+        async with self._relay.in_call(ctx, route.server):
             return _returned(await self._drive(ctx, send, params.input_responses, params.request_state))
 
     async def _request(self, server: str, request: Any, result_type: Any) -> Any:
@@ -645,7 +491,7 @@ class Gateway:
             )
             return await self._request(route.server, request, _READ_RESULT)
 
-        async with self._in_call(ctx, route.server):
+        async with self._relay.in_call(ctx, route.server):
             result = _returned(await self._drive(ctx, send, params.input_responses, params.request_state))
         if isinstance(result, types.ReadResourceResult):  # contents name the URIs the client knows
             contents = [
@@ -658,20 +504,14 @@ class Gateway:
         self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
     ) -> types.EmptyResult:
         route, _ = self._route_uri(params.uri)
-        key = (route.server, route.name)
-        client = _client(ctx.session)
-        subscribers = self._subscribers.setdefault(key, {})
-        first = not subscribers
-        subscribers[client] = params.uri
+        client = client_of(ctx.session)
         self._track(client)
-        if first:  # one upstream subscription, however many clients share it
+        if self._relay.subscribe(route.server, route.name, client, params.uri):
             try:
                 request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=route.name))
                 await self._request(route.server, request, types.EmptyResult)
             except BaseException:
-                subscribers.pop(client, None)
-                if not subscribers:
-                    self._subscribers.pop(key, None)
+                self._relay.unsubscribe(route.server, route.name, client)
                 raise
         return types.EmptyResult()
 
@@ -679,11 +519,8 @@ class Gateway:
         self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
     ) -> types.EmptyResult:
         route, _ = self._route_uri(params.uri)
-        key = (route.server, route.name)
-        subscribers = self._subscribers.get(key, {})
-        if subscribers.pop(_client(ctx.session), None) is not None and not subscribers:
-            del self._subscribers[key]
-            await self._upstream_unsubscribe(*key)
+        if self._relay.unsubscribe(route.server, route.name, client_of(ctx.session)):
+            await self._upstream_unsubscribe(route.server, route.name)
         return types.EmptyResult()
 
     async def _upstream_unsubscribe(self, server: str, uri: str) -> None:
@@ -729,13 +566,11 @@ class Gateway:
     ) -> types.EmptyResult:
         """Remember the client's level (messages are filtered per client) and ask every active
         server for the most verbose level any client wants."""
-        client = _client(ctx.session)
-        client.state[_LOG_LEVEL_KEY] = params.level
+        client = client_of(ctx.session)
+        client.state[LOG_LEVEL_KEY] = params.level
         self._track(client)
-        wanted = [
-            c.state[_LOG_LEVEL_KEY] for c in self._clients if c.state.get(_LOG_LEVEL_KEY) in _LOG_LEVELS
-        ]
-        level = min(wanted, key=_LOG_LEVELS.index, default=params.level)
+        wanted = [c.state[LOG_LEVEL_KEY] for c in self._clients if c.state.get(LOG_LEVEL_KEY) in LOG_LEVELS]
+        level = min(wanted, key=LOG_LEVELS.index, default=params.level)
         request = types.SetLevelRequest(params=types.SetLevelRequestParams(level=level))
 
         async def tell(server: str) -> None:
@@ -760,21 +595,3 @@ async def _settle(subscription: Subscription) -> bool:
         if quiet.cancelled_caught:
             break
     return False
-
-
-class _InCall:
-    """Registers a call as in flight on its server while the block runs."""
-
-    def __init__(self, calls: dict[str, list[_Call]], call: _Call) -> None:
-        self._calls = calls
-        self._call = call
-
-    async def __aenter__(self) -> None:
-        self._calls.setdefault(self._call.server, []).append(self._call)
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        calls = self._calls.get(self._call.server, [])
-        with suppress(ValueError):
-            calls.remove(self._call)
-        if not calls:
-            self._calls.pop(self._call.server, None)
