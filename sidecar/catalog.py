@@ -37,6 +37,7 @@ __all__ = [
     "CatalogServer",
     "Collision",
     "Kind",
+    "ListKind",
     "Route",
     "build_catalog",
     "changed_kinds",

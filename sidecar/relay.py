@@ -20,7 +20,7 @@ two clients on one server that asks its caller something.
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +37,16 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .errors import describe_error
 
-__all__ = ["LOG_LEVELS", "LOG_LEVEL_KEY", "Relay", "client_of", "is_modern"]
+__all__ = [
+    "LOG_LEVELS",
+    "LOG_LEVEL_KEY",
+    "NOTIFY_TIMEOUT",
+    "Relay",
+    "admits",
+    "choose_caller",
+    "client_of",
+    "is_modern",
+]
 
 NOTIFY_TIMEOUT = 1.0  # a client that does not read its stream cannot hold anyone up
 LOG_LEVELS: tuple[types.LoggingLevel, ...] = (
@@ -56,13 +65,6 @@ def is_modern(ctx: ServerRequestContext[Any, Any]) -> bool:
     return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
 
 
-def _admits(wanted: str | None, level: str) -> bool:
-    """Whether a client that asked for `wanted` (None: nothing asked) gets a message at `level`."""
-    if wanted is None or wanted not in LOG_LEVELS or level not in LOG_LEVELS:
-        return True
-    return LOG_LEVELS.index(level) >= LOG_LEVELS.index(wanted)
-
-
 def _refusal(message: str) -> types.ErrorData:
     return types.ErrorData(code=types.INVALID_REQUEST, message=message)
 
@@ -76,6 +78,22 @@ class _Call:
     client: ClientConnection
     request_id: types.RequestId | None
     modern: bool
+
+
+def choose_caller(calls: Sequence[_Call]) -> _Call | None:
+    """Of the calls in flight on one server (oldest first), the one whose client is asked: the
+    oldest, when all are one client's; None when there are none, or several clients' (ambiguous)."""
+    if not calls:
+        return None
+    first = calls[0]
+    return first if all(call.client is first.client for call in calls) else None
+
+
+def admits(wanted: str | None, level: str) -> bool:
+    """Whether a client that asked for `wanted` (None: nothing asked) gets a message at `level`."""
+    if wanted is None or wanted not in LOG_LEVELS or level not in LOG_LEVELS:
+        return True
+    return LOG_LEVELS.index(level) >= LOG_LEVELS.index(wanted)
 
 
 class Relay:
@@ -105,12 +123,8 @@ class Relay:
                 del self._calls[server]
 
     def caller(self, server: str) -> _Call | None:
-        """The call whose client answers what `server` asks now (see the module docstring)."""
-        calls = self._calls.get(server)
-        if not calls:
-            return None
-        first = calls[0]
-        return first if all(call.client is first.client for call in calls) else None
+        """The call whose client answers what `server` asks now."""
+        return choose_caller(self._calls.get(server, ()))
 
     # -- what a server asks --------------------------------------------------------------------
 
@@ -182,7 +196,7 @@ class Relay:
         call = self.caller(server)
         with suppress(Exception), anyio.move_on_after(NOTIFY_TIMEOUT):
             if call is not None:
-                if call.modern or _admits(call.client.state.get(LOG_LEVEL_KEY), params.level):
+                if call.modern or admits(call.client.state.get(LOG_LEVEL_KEY), params.level):
                     with warnings.catch_warnings():  # deprecated in 2026-07-28, where it is opt-in per call
                         warnings.simplefilter("ignore", MCPDeprecationWarning)
                         await call.session.send_log_message(
@@ -191,7 +205,7 @@ class Relay:
                 return
             for client in tuple(self._clients()):
                 wanted = client.state.get(LOG_LEVEL_KEY)
-                if wanted is not None and _admits(wanted, params.level):
+                if wanted is not None and admits(wanted, params.level):
                     await client.notify(
                         "notifications/message", params.model_dump(by_alias=True, exclude_none=True)
                     )
