@@ -73,9 +73,6 @@ _HOP_META = frozenset({"progressToken", "progress_token", "traceparent", "traces
 _QUIET_EVENTS = (HealthCheckPassed, HealthCheckFailed, ToolCalled)  # never change what is exposed
 _EMPTY = Offerings()
 _LIST_CHANGED = NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
-_CALL_RESULT: TypeAdapter[types.CallToolResult | types.InputRequiredResult] = TypeAdapter(
-    types.CallToolResult | types.InputRequiredResult
-)
 _PROMPT_RESULT: TypeAdapter[types.GetPromptResult | types.InputRequiredResult] = TypeAdapter(
     types.GetPromptResult | types.InputRequiredResult
 )
