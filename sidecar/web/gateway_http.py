@@ -37,7 +37,7 @@ __all__ = ["GatewayListenError", "allowed_host", "allowed_origin", "serve_gatewa
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _LOOPBACK_ORIGINS = tuple(f"{scheme}://{host}" for scheme in ("http", "https") for host in _LOOPBACK_HOSTS)
 _START_TIMEOUT = 5.0
-_STOP_TIMEOUT = 1.0  # uvicorn's own wait for connections to finish, after every session ended
+_STOP_TIMEOUT = 1.0  # for connections to finish once every session has ended
 
 
 class GatewayListenError(OSError):
@@ -120,6 +120,15 @@ class _Server(uvicorn.Server):
         yield
 
 
+def _stop_accepting(server: _Server) -> None:
+    """What uvicorn's shutdown does first: no new connections, idle ones closed, busy ones closed
+    once their response is done."""
+    for listener in getattr(server, "servers", ()):
+        listener.close()
+    for connection in list(server.server_state.connections):
+        connection.shutdown()
+
+
 def _bind(listen: str) -> socket.socket:
     host, _, port = listen.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
@@ -197,12 +206,15 @@ async def serve_gateway_http(
                 try:
                     yield sock.getsockname()[1]
                 finally:
-                    server.should_exit = True  # no new connections from the next tick on
+                    server.should_exit = True
+                    _stop_accepting(server)
                     await gateway.close()
-            # Leaving `sessions.run()` ended every session: their SSE streams are closed, so
-            # uvicorn's graceful wait is short. Bounded all the same.
-            with anyio.move_on_after(_STOP_TIMEOUT + 0.5):
-                await finished.wait()
+            # Leaving `sessions.run()` ended every session, so their SSE streams are closed and
+            # the connections finish at once. uvicorn's own shutdown would wait for its next
+            # tick and then sleep; the shutdown budget is better spent elsewhere.
+            with anyio.move_on_after(_STOP_TIMEOUT):
+                while server.server_state.connections and not finished.is_set():
+                    await anyio.sleep(0.005)
             server.force_exit = True
             tg.cancel_scope.cancel()
     finally:
