@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import mcp_types as types
+if TYPE_CHECKING:  # annotations only: `mcp-sidecar check` must not pay for importing the SDK's types
+    import mcp_types as types
 
 __all__ = ["IllegalTransition", "Offerings", "ServerState", "ServerStatus", "check_transition", "is_down"]
 
@@ -70,6 +72,18 @@ class Offerings:
     resource_templates: tuple[types.ResourceTemplate, ...] = ()
     capabilities: types.ServerCapabilities | None = None  # what the server declared
 
+    def __hash__(self) -> int:
+        # The SDK's models are unhashable; equal offerings have equal names, so names make a valid
+        # hash, and a `ServerStatus` stays usable as a key.
+        return hash(
+            (
+                tuple(tool.name for tool in self.tools),
+                tuple(prompt.name for prompt in self.prompts),
+                tuple(str(resource.uri) for resource in self.resources),
+                tuple(template.uri_template for template in self.resource_templates),
+            )
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ServerStatus:
@@ -89,7 +103,7 @@ class ServerStatus:
     server_name: str | None = None  # serverInfo.name reported at connect
     server_version: str | None = None
     pid: int | None = None  # stdio child process while connected
-    offerings: Offerings = Offerings()
+    offerings: Offerings = Offerings()  # `tools` above are the names of `offerings.tools`
 
     @property
     def active(self) -> bool:
