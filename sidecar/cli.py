@@ -102,6 +102,11 @@ async def _serve(
     admin = Admin(
         token=os.environ.get(token_env) or None if token_env else None, token_env=token_env, reload=reload
     )
+    from .app import GatewayCollector, build_gateway, serve_gateway
+
+    gateway = build_gateway(manager, config)  # before the manager starts: servers connect with its hooks
+    if gateway is not None:
+        metrics.register(GatewayCollector(gateway))
     subscription = manager.subscribe(max_buffer=10_000)
     async with anyio.create_task_group() as tg:
         tg.start_soon(
@@ -109,7 +114,12 @@ async def _serve(
         )
         try:
             # Ops first: /livez and /readyz answer (503, connecting) while servers connect.
-            async with serve_ops(manager, config.sidecar.listen, metrics, admin), manager:
+            report = gateway.report if gateway is not None else None
+            async with (
+                serve_ops(manager, config.sidecar.listen, metrics, admin, report),
+                serve_gateway(gateway, config),
+                manager,
+            ):
                 with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
                     async for signum in signals:
                         if signum != signal.SIGHUP:
@@ -118,8 +128,9 @@ async def _serve(
         except StartupError as exc:
             print(f"mcp-sidecar: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        except OSError as exc:  # the ops port is taken, most often; no server was started
-            print(f"mcp-sidecar: cannot listen on {config.sidecar.listen}: {exc.strerror}", file=sys.stderr)
+        except OSError as exc:  # the ops or gateway port is taken, most often; no server was started
+            where = getattr(exc, "listen", config.sidecar.listen)
+            print(f"mcp-sidecar: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
             subscription.end()  # the manager never ran, so its bus will not end the views
             return EXIT_FAILED
         except BaseException:

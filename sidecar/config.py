@@ -44,6 +44,7 @@ __all__ = [
     "Protocol",
     "ReconnectConfig",
     "ServerConfig",
+    "ServerGatewayConfig",
     "SidecarConfig",
     "SidecarSettings",
     "Transport",
@@ -124,6 +125,7 @@ def _date_to_str(value: Any) -> Any:
 _Str = Annotated[str, BeforeValidator(_scalar_to_str)]
 Protocol = Annotated[Literal["auto", "legacy", "2026-07-28"], BeforeValidator(_date_to_str)]
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_EXPOSED_CHARS = re.compile(r"[A-Za-z0-9_.-]*")  # what MCP clients and LLM APIs accept in a tool name
 
 
 def _rules(problems: list[tuple[str, str]]) -> None:
@@ -209,6 +211,25 @@ class ReconnectConfig(_Model):
 _MIN_STDIO_GRACE = 30.0  # 7 SDK servers took 12.7 s to start beside 4 CPU hogs on 2 cores
 
 
+def _check_exposed_chars(value: str) -> str:
+    if not _EXPOSED_CHARS.fullmatch(value):
+        raise ValueError("may only use letters, digits, _ . -")
+    return value
+
+
+_ExposedText = Annotated[str, AfterValidator(_check_exposed_chars)]
+
+
+class ServerGatewayConfig(_Model):
+    """How one server shows through the gateway: its name prefix, which of its tools and prompts
+    (globs on its own names; exclude wins), or not at all."""
+
+    prefix: _ExposedText | None = None  # None: "{name}{separator}"; "" exposes names unchanged
+    include: tuple[Annotated[str, StringConstraints(min_length=1)], ...] = ()  # empty: everything
+    exclude: tuple[Annotated[str, StringConstraints(min_length=1)], ...] = ()
+    enabled: bool = True
+
+
 class ServerConfig(_Model):
     """One MCP server: how to reach it, how much it matters, how to watch and reconnect it."""
 
@@ -229,6 +250,7 @@ class ServerConfig(_Model):
     protocol: Protocol = "auto"
     health: HealthConfig = Field(default_factory=HealthConfig)
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
+    gateway: ServerGatewayConfig = Field(default_factory=ServerGatewayConfig)
 
     @field_validator("url")
     @classmethod
@@ -277,13 +299,33 @@ class ServerConfig(_Model):
         return headers
 
 
+def _check_origin(value: str) -> str:
+    parts = urlsplit(value.removesuffix(":*"))
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+        raise ValueError("must be an origin like https://app.example.com, optionally with :port or :*")
+    return value
+
+
+def _check_host(value: str) -> str:
+    if not value or "/" in value or any(c.isspace() for c in value):
+        raise ValueError("must be a Host header value like example.com, example.com:8080 or example.com:*")
+    return value
+
+
 class GatewayConfig(_Model):
-    """The MCP gateway endpoint: tools of active servers as ``{server}{separator}{tool}``."""
+    """The MCP gateway endpoint: what active servers offer, as ``{server}{separator}{name}``."""
 
     listen: _Listen = "127.0.0.1:9465"
     path: str = "/mcp"
-    separator: str = Field("__", min_length=1)
+    separator: Annotated[str, Field(min_length=1), AfterValidator(_check_exposed_chars)] = "__"
     enabled: bool = True
+    max_name_length: int = Field(64, ge=16, le=128)  # MCP allows 128; the big LLM APIs take 64
+    token_env: Annotated[str, AfterValidator(_check_env_name)] | None = None
+    # Besides loopback (127.0.0.1, localhost, [::1] on any port), which is always allowed.
+    allowed_origins: tuple[Annotated[str, AfterValidator(_check_origin)], ...] = ()
+    allowed_hosts: tuple[Annotated[str, AfterValidator(_check_host)], ...] = ()
+    max_sessions: int = Field(1000, ge=1)  # initialize-era sessions open at once
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
 
     @field_validator("path")
     @classmethod
@@ -339,6 +381,21 @@ class SidecarConfig(_Model):
         _rules(_duplicate_rules([server.name for server in self.servers]))
         return self
 
+    @model_validator(mode="after")
+    def _unambiguous_prefixes(self) -> SidecarConfig:
+        # "a__b" + "__" + "c" reads as server "a", tool "b__c" too: routing uses an exact map, but
+        # people and the collision report would not know which server a name belongs to.
+        gateway = self.sidecar.gateway
+        message = f"contains the gateway separator '{gateway.separator}'; rename it or set its gateway.prefix"
+        ambiguous = [
+            i
+            for i, server in enumerate(self.servers)
+            if server.gateway.enabled and server.gateway.prefix is None and gateway.separator in server.name
+        ]
+        if gateway.enabled:
+            _rules([(f"servers.{i}.name", message) for i in ambiguous])
+        return self
+
     @property
     def servers_by_name(self) -> dict[str, ServerConfig]:
         """Servers keyed by name, in config order."""
@@ -379,6 +436,7 @@ _FOREIGN_KEYS = (
     "protocol",
     "health",
     "reconnect",
+    "gateway",
 )
 _MAX_DEPTH = 32  # a real config nests 5 deep; JSON and YAML parsers recurse, and so do we
 _MAX_VALUES = 200_000  # about 10,000 servers; YAML aliases can make a small file expand without end
@@ -577,6 +635,8 @@ def _message(error: Mapping[str, Any], loc: Loc) -> str:
     if kind == "extra_forbidden":
         parent = next((p for p in reversed(loc[:-1]) if isinstance(p, str)), None)
         known = _KEYS_AT[parent].model_fields if parent in _KEYS_AT else _TOP_KEYS
+        if parent == "gateway" and loc[:1] == ("servers",):
+            known = ServerGatewayConfig.model_fields
         close = difflib.get_close_matches(str(loc[-1]), [k for k in known if k != "source"], n=1)
         return f"unknown key (did you mean '{close[0]}'?)" if close else "unknown key"
     if kind == "missing":
@@ -707,8 +767,9 @@ def parse_config(text: str, source: str, environ: Mapping[str, str] | None = Non
         hidden = [v for v in expander.substituted if len(v) >= _MIN_SECRET_LEN]
         located_msgs = ((where, redact(msg, hidden)) for where, msg in problems)
         raise ConfigError(f"{source}: {w}: {m}" if w else f"{source}: {m}" for w, m in located_msgs)
-    token = environ.get(config.sidecar.admin_token_env or "")
-    config._substituted = frozenset(expander.substituted | ({token} if token else set()))
+    token_envs = (config.sidecar.admin_token_env, config.sidecar.gateway.token_env)
+    tokens = {environ.get(name) for name in token_envs if name}
+    config._substituted = frozenset(expander.substituted | {token for token in tokens if token})
     return config
 
 

@@ -12,11 +12,12 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import mcp_types as types
 from mcp import Client
+from mcp.client.session import ClientRequestContext
 from mcp.client.subscriptions import (
     PromptsListChanged,
     ResourcesListChanged,
@@ -24,10 +25,12 @@ from mcp.client.subscriptions import (
     SubscriptionLost,
     ToolsListChanged,
 )
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import CONNECTION_CLOSED
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS as _MODERN
+from pydantic import TypeAdapter
 
 from ._version import sidecar_version
 from .config import ServerConfig
@@ -37,7 +40,7 @@ from .state import Offerings
 from .streams import StreamEnd, listen_failure
 from .transports import ChildProcess, GetStreamTap, http_transport, sse_transport, stdio_transport, watch_end
 
-__all__ = ["KINDS", "Connection", "PhaseClock", "open_connection"]
+__all__ = ["KINDS", "CallOptions", "Connection", "Passthrough", "PhaseClock", "open_connection"]
 
 _MAX_PAGES = 100  # a server that paginates forever cannot hang a listing
 _CLIENT_INFO = types.Implementation(name="mcp-sidecar", version=sidecar_version())
@@ -247,6 +250,42 @@ class Connection:
         except SubscriptionLost as exc:
             return StreamEnd(listen_failure(False, False, reopening), str(exc))
 
+    # -- for the gateway: requests passed through as they are -----------------------------
+
+    async def send_request(
+        self,
+        request: Any,
+        result_type: Any,
+        *,
+        timeout: float | None = None,
+        progress: ProgressFnT | None = None,
+    ) -> Any:
+        """One request, its result as the server sent it (no output-schema check, no
+        input-required driving: the gateway's caller decides). `timeout` is the SDK's, so
+        the server gets `notifications/cancelled` when it passes."""
+        return await self.client.session.send_request(
+            request, result_type, request_read_timeout_seconds=timeout, progress_callback=progress
+        )
+
+    async def call_tool_with(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None,
+        meta: dict[str, Any] | None,
+        options: CallOptions,
+        timeout: float | None,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """`tools/call` with progress passed on and 2026-07-28 input-required rounds left to the caller."""
+        params = types.CallToolRequestParams(
+            name=name,
+            arguments=arguments,
+            input_responses=options.input_responses,
+            request_state=options.request_state,
+            _meta=meta,  # type: ignore[typeddict-item]
+        )
+        request = types.CallToolRequest(params=params)
+        return await self.send_request(request, _CALL_RESULT, timeout=timeout, progress=options.progress)
+
 
 async def _follow(subscription: Subscription, on_change: Callable[[str], None]) -> StreamEnd:
     """Pass a listen stream's events on until it ends; how it ended."""
@@ -307,6 +346,7 @@ async def open_connection(
     on_change: Callable[[str], None],
     on_spawn: Callable[[ChildProcess], None],
     clock: PhaseClock,
+    passthrough: Passthrough | None = None,
 ) -> AsyncIterator[Connection]:
     """Open the transport, negotiate the protocol era, list what the server offers; close it all on exit.
 
@@ -351,12 +391,17 @@ async def open_connection(
         if kind is not None and client.session.protocol_version not in _MODERN:
             on_change(kind)
 
+    # Gateway passthrough: what the server asks of its caller goes to the gateway (which also
+    # sees every notification); without one the client declares no sampling or elicitation.
+    handlers: dict[str, Any] = {"message_handler": on_message}
+    if passthrough is not None:
+        handlers = _passthrough_handlers(passthrough, config.name, on_message)
     client = Client(
         watch_end(transport, ended),
         mode=config.protocol,
         cache=None,
         client_info=_CLIENT_INFO,
-        message_handler=on_message,
+        **handlers,
     )
     # The handshake's name depends on the era, known only once it is done.
     clock.start("server/discover" if config.protocol == "2026-07-28" else "initialize")
@@ -366,3 +411,67 @@ async def open_connection(
         await connection.open_listen(streams, ack_timeout=config.health.timeout)
         await connection.list_offerings(clock)
         yield connection
+
+
+# -- the gateway's hooks into a connection -----------------------------------------------------------
+
+_CALL_RESULT: TypeAdapter[types.CallToolResult | types.InputRequiredResult] = TypeAdapter(
+    types.CallToolResult | types.InputRequiredResult
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallOptions:
+    """How a gateway call differs from a plain one: progress goes back to its caller, and a
+    2026-07-28 retry carries the caller's input responses and the server's request state."""
+
+    progress: ProgressFnT | None = None
+    input_responses: types.InputResponses | None = None
+    request_state: str | None = None
+
+
+class Passthrough(Protocol):
+    """What the gateway answers for a server: its sampling and elicitation requests (asked of
+    the calling client), its log messages and its other notifications."""
+
+    async def sampling(
+        self, server: str, context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData: ...
+
+    async def elicitation(
+        self, server: str, context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult | types.ErrorData: ...
+
+    async def log(self, server: str, params: types.LoggingMessageNotificationParams) -> None: ...
+
+    async def notification(self, server: str, message: Any) -> None: ...
+
+
+def _passthrough_handlers(
+    passthrough: Passthrough, server: str, on_message: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """The `Client` callbacks that hand a server's requests and notifications to `passthrough`."""
+
+    async def sampling(
+        context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData:
+        return await passthrough.sampling(server, context, params)
+
+    async def elicitation(
+        context: ClientRequestContext, params: types.ElicitRequestParams
+    ) -> types.ElicitResult | types.ErrorData:
+        return await passthrough.elicitation(server, context, params)
+
+    async def log(params: types.LoggingMessageNotificationParams) -> None:
+        await passthrough.log(server, params)
+
+    async def message(message: Any) -> None:
+        await on_message(message)
+        await passthrough.notification(server, message)
+
+    return {
+        "message_handler": message,
+        "sampling_callback": sampling,
+        "elicitation_callback": elicitation,
+        "logging_callback": log,
+    }

@@ -24,7 +24,7 @@ import mcp_types as types
 from anyio.abc import TaskGroup
 
 from .config import ServerConfig, SidecarConfig
-from .connection import Connection
+from .connection import CallOptions, Connection, Passthrough
 from .errors import (
     ServerFailure,
     ServerUnavailable,
@@ -41,6 +41,11 @@ from .supervisor import Supervisor
 from .telemetry.tracing import tool_call_span
 
 __all__ = ["Dropping", "MCPServerManager", "plan_reload"]
+
+
+def _plain(arguments: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if arguments is None else dict(arguments)
+
 
 _GRACE = 0.3  # on top of the close budget, for the supervisors to publish their last events
 _CONNECT_SLOTS = 64  # handshakes under way at once, as `sidecar.max_concurrent_connects` defaults
@@ -101,6 +106,7 @@ class MCPServerManager:
         self.shutdown_timeout = 1.5 if shutdown_timeout is None else shutdown_timeout
         self._bus = EventBus()
         self._secrets = frozenset(secrets)
+        self._passthrough: Passthrough | None = None
         self._connect_slots = anyio.CapacityLimiter(max_concurrent_connects or _CONNECT_SLOTS)
         self._supervisors: dict[str, Supervisor] = {
             config.name: self._new_supervisor(config) for config in configs
@@ -109,13 +115,15 @@ class MCPServerManager:
         self._reload_lock = anyio.Lock()  # one `apply` at a time
 
     def _new_supervisor(self, config: ServerConfig) -> Supervisor:
-        return Supervisor(
+        supervisor = Supervisor(
             config,
             self._bus,
             close_timeout=self.shutdown_timeout,
             secrets=self._secrets,
             connect_slots=self._connect_slots,
         )
+        supervisor.passthrough = self._passthrough
+        return supervisor
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -237,6 +245,7 @@ class MCPServerManager:
         *,
         timeout: float | None = None,
         meta: dict[str, Any] | None = None,
+        options: CallOptions | None = None,
     ) -> types.CallToolResult:
         """Call a tool on an active server, within `timeout` (default: the server's `call_timeout`).
 
@@ -255,7 +264,7 @@ class MCPServerManager:
                 reason = status.state.value + (f" ({status.last_error})" if status.last_error else "")
                 raise ServerUnavailable(server, reason)
             span.set_protocol_version(connection.protocol_version)
-            result = await self._call(supervisor, connection, tool, arguments, timeout, meta)
+            result = await self._call(supervisor, connection, tool, arguments, timeout, meta, options)
             span.result(result)
             return result
 
@@ -267,6 +276,7 @@ class MCPServerManager:
         arguments: Mapping[str, Any] | None,
         timeout: float | None,
         meta: dict[str, Any] | None,
+        options: CallOptions | None = None,
     ) -> types.CallToolResult:
         """The call itself, bounded, its failure typed, and a `ToolCalled` event either way."""
         server = supervisor.name
@@ -275,8 +285,11 @@ class MCPServerManager:
         error_type: str | None = None
         try:
             with anyio.fail_after(deadline):
-                result = await connection.call_tool(tool, dict(arguments or {}), meta)
-            error_type = "tool_error" if result.is_error else None
+                if options is None:
+                    result = await connection.call_tool(tool, dict(arguments or {}), meta)
+                else:  # through the gateway: may be a 2026-07-28 InputRequiredResult
+                    result = await connection.call_tool_with(tool, _plain(arguments), meta, options, deadline)
+            error_type = "tool_error" if getattr(result, "is_error", False) else None
             return result
         except TimeoutError as exc:
             error_type = "timeout"
@@ -393,6 +406,49 @@ class MCPServerManager:
             return self._supervisors[server]
         except KeyError:
             raise ServerUnavailable(server, "no such server is configured") from None
+
+    # -- for the gateway ------------------------------------------------------------------------
+
+    def set_passthrough(self, passthrough: Passthrough | None) -> None:
+        """Who answers what servers ask of their callers (sampling, elicitation) and hears their
+        logs and notifications; servers connected from now on use it (set it before entering)."""
+        self._passthrough = passthrough
+        for supervisor in self._supervisors.values():
+            supervisor.passthrough = passthrough
+
+    async def request(
+        self,
+        server: str,
+        request: Any,
+        result_type: Any,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """Send one MCP request (`prompts/get`, `resources/read`, `completion/complete` ...) to an
+        active server within `timeout` (default: its `call_timeout`); the result as it came.
+
+        Raises like `call_tool`: `ServerUnavailable` at once, `MCPError` when the server
+        answered with one, `ToolCallError` (naming the method) when the connection failed.
+        """
+        supervisor = self._supervisor(server)
+        connection = supervisor.connection
+        if connection is None:
+            status = supervisor.status
+            raise ServerUnavailable(
+                server, status.state.value + (f" ({status.last_error})" if status.last_error else "")
+            )
+        deadline = supervisor.config.call_timeout if timeout is None else timeout
+        method = str(getattr(request, "method", "request"))
+        try:
+            with anyio.fail_after(deadline):
+                return await connection.send_request(request, result_type, timeout=deadline)
+        except TimeoutError as exc:
+            raise ToolCallTimeout(server, method, "timeout", f"no answer within {deadline:g}s") from exc
+        except Exception as exc:
+            if answered_by_server(exc):
+                raise  # the server answered with a JSON-RPC error: MCPError, as the SDK raises it
+            error_type, message = describe_error(exc)
+            raise ToolCallError(server, method, error_type, redact(message, self._secrets)) from exc
 
 
 def plan_reload(

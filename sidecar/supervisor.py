@@ -22,7 +22,7 @@ import anyio
 
 from .backoff import BackoffPolicy
 from .config import ServerConfig
-from .connection import KINDS, Connection, PhaseClock, open_connection
+from .connection import KINDS, Connection, Passthrough, PhaseClock, open_connection
 from .errors import describe_error, is_internal_error, leaf_exceptions
 from .events import (
     Connected,
@@ -83,6 +83,8 @@ def _cancellation(exc: BaseException) -> BaseException | None:
 
 class Supervisor:
     """Keeps one server connected, or says precisely why it is not."""
+
+    passthrough: Passthrough | None = None  # the gateway's hooks, used from the next connect on
 
     def __init__(
         self,
@@ -322,6 +324,7 @@ class Supervisor:
                         on_change=self._notice_change,
                         on_spawn=self._remember_child,
                         clock=self._clock,
+                        passthrough=self.passthrough,
                     ) as connection:
                         # Dropped or stopped as the handshake finished: never serve it.
                         await anyio.lowlevel.checkpoint_if_cancelled()

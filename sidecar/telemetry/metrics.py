@@ -37,6 +37,7 @@ from prometheus_client import (
 )
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from .._version import mcp_version, sidecar_version
@@ -591,3 +592,7 @@ class SidecarMetrics:
         samples["mcp_sidecar_build_info"] = [(dict(_BUILD), 1.0)]
         samples["mcp_sidecar_internal_errors_total"] = [({}, float(self._internal_error_count))]
         return samples
+
+    def register(self, collector: Collector) -> None:
+        """Add a collector's series (the gateway's, say) to every scrape, after the process series."""
+        self._process.register(collector)

@@ -162,11 +162,13 @@ class _SidecarTracerProvider(TracerProvider):
 
 
 def _sdk_noise(span: ReadableSpan) -> bool:
-    """A span of the mcp SDK's own instrumentation with no parent: a probe, a handshake or a
-    tools/list the lifecycle spans already tell (a span per probe is noise). Its spans under
-    a tool call of ours stay: they carry the trace on to the server."""
+    """A CLIENT span of the mcp SDK's own instrumentation with no parent: a probe, a handshake
+    or a tools/list the lifecycle spans already tell (a span per probe is noise). Its spans
+    under a tool call of ours stay: they carry the trace on to the server. Its SERVER spans
+    (the gateway answering a client) always stay: they are the root of a gateway call."""
     scope = span.instrumentation_scope
-    return scope is not None and scope.name == _SDK_SCOPE and span.parent is None
+    sdk_root = scope is not None and scope.name == _SDK_SCOPE and span.parent is None
+    return sdk_root and span.kind is not SpanKind.SERVER
 
 
 class _WatchedExporter(SpanExporter):

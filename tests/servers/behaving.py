@@ -81,6 +81,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--name", default="behaving", help="server name reported in serverInfo")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="WARNING", help="SDK and uvicorn logs (stderr)")
     p.add_argument("--extra-tools", type=int, default=0, metavar="N", help="add tools tool_0 .. tool_{N-1}")
+    p.add_argument("--alias", action="append", default=[], metavar="NAME", help="echo, also as NAME")
+    p.add_argument("--meta-tool", action="store_true", help="add tool meta: the _meta and headers it got")
+    p.add_argument("--ask-tool", action="store_true", help="add tool ask: asks its caller (2026-07-28 input)")
     p.add_argument("--pidfile", metavar="PATH", help="write the pid here at start (atomically)")
     p.add_argument("--ignore-sigterm", action="store_true", help="ignore SIGTERM (SIGKILL still works)")
     p.add_argument("--slow-start", type=float, default=0.0, metavar="SECONDS", help="sleep first, then start")
@@ -368,7 +371,45 @@ def build_server(args: argparse.Namespace) -> MCPServer[Any]:
 
     if args.dynamic:
         add_dynamic_tools(server)
+    for alias in args.alias:
+        server.add_tool(echo, name=alias, description=f"echo, as {alias!r}.")
+    if args.meta_tool:
+        from mcp.server.mcpserver import Context
+
+        def meta(ctx: Context) -> dict[str, Any]:
+            """Return the request's _meta and the Authorization header it came with (HTTP)."""
+            authorization = (ctx.headers or {}).get("authorization")
+            return {"meta": dict(ctx.request_context.meta or {}), "authorization": authorization}
+
+        # The SDK evaluates annotations in the module's globals, where Context is not (imported late).
+        meta.__annotations__ = {"ctx": Context, "return": dict[str, Any]}
+        server.tool()(meta)
+    if args.ask_tool:
+        _add_ask_tool(server)
+
     return server
+
+
+def _add_ask_tool(server: MCPServer[Any]) -> None:
+    """`ask(question)`: a 2026-07-28 tool that needs its caller's input (an InputRequiredResult
+    with one elicitation), then answers with what the caller said."""
+    import mcp_types as types
+    from mcp.server.mcpserver import Context
+
+    def ask(question: str, ctx: Context) -> Any:
+        """Ask the caller `question`; answer with its reply."""
+        answer = (ctx.input_responses or {}).get("question")
+        if answer is None:
+            schema = {"type": "object", "properties": {"reply": {"type": "string"}}, "required": ["reply"]}
+            request = types.ElicitRequest(
+                params=types.ElicitRequestFormParams(message=question, requested_schema=schema)  # type: ignore[arg-type]
+            )
+            return types.InputRequiredResult(input_requests={"question": request}, request_state="asked")
+        assert isinstance(answer, types.ElicitResult)
+        return f"{answer.action}: {(answer.content or {}).get('reply')} (state {ctx.request_state})"
+
+    ask.__annotations__ = {"question": str, "ctx": Context, "return": Any}
+    server.tool()(ask)
 
 
 def _extra_tool(i: int) -> Any:
