@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .redact import redact
+from .redact import printable, redact
 
 __all__ = [
     "ConfigError",
@@ -44,6 +44,7 @@ __all__ = [
     "Protocol",
     "ReconnectConfig",
     "ServerConfig",
+    "ServerGatewayConfig",
     "SidecarConfig",
     "SidecarSettings",
     "Transport",
@@ -57,14 +58,26 @@ _Located = list[tuple[str, str]]  # (where, message), already formatted
 Transport = Literal["stdio", "streamable-http", "sse"]
 Criticality = Literal["critical", "optional"]
 _MIN_SECRET_LEN = 4  # shorter values would redact noise ("1", "on") everywhere
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (RFC 9110)
+_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
 
 
 class ConfigError(Exception):
     """The config cannot be used; ``problems`` holds one line per problem."""
 
     def __init__(self, problems: Iterable[str]) -> None:
-        self.problems: list[str] = list(problems)
+        # A key or name from the file holding a newline, a carriage return or a bidi override
+        # must not split, overwrite or reorder its line.
+        self.problems: list[str] = [printable(problem) for problem in problems]
         super().__init__("\n".join(self.problems))
+
+
+def _shown(value: object) -> str:
+    """A key or name from the file as a message shows it: a 10 KB name would bury the message."""
+    text = str(value)
+    if not text.strip():  # an empty or blank key would leave a gap where the field's name belongs
+        return repr(text)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?")
@@ -76,7 +89,10 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):  # bool is an int; `timeout: yes` is a mistake, not 1 second
         raise ValueError("must be a duration like 250ms, 5s, 1m or a number of seconds")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int of 400 digits
+            raise ValueError("must be a finite duration") from None
     elif isinstance(value, str) and (match := _DURATION.fullmatch(value.strip().lstrip("-").strip())):
         seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
         seconds = -seconds if value.strip().startswith("-") else seconds
@@ -109,6 +125,7 @@ def _date_to_str(value: Any) -> Any:
 _Str = Annotated[str, BeforeValidator(_scalar_to_str)]
 Protocol = Annotated[Literal["auto", "legacy", "2026-07-28"], BeforeValidator(_date_to_str)]
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_EXPOSED_CHARS = re.compile(r"[A-Za-z0-9_.-]*")  # what MCP clients and LLM APIs accept in a tool name
 
 
 def _rules(problems: list[tuple[str, str]]) -> None:
@@ -120,7 +137,7 @@ def _rules(problems: list[tuple[str, str]]) -> None:
 
 def _check_listen(value: str) -> str:
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    if not sep or not host or not (port.isascii() and port.isdigit()):  # "²".isdigit() is True
         raise ValueError("must be host:port, e.g. 127.0.0.1:9464")
     if int(port) > 65535:
         raise ValueError("port must be 0-65535")
@@ -153,8 +170,10 @@ def _duplicate_rules(names: list[Any]) -> list[tuple[str, str]]:
     first: dict[Any, int] = {}
     problems = []
     for i, name in enumerate(names):
-        if isinstance(name, str) and name in first:
-            message = f"duplicate server name '{name}' (first at servers[{first[name]}])"
+        if not isinstance(name, str):  # a list or mapping as a name is reported as such, and unhashable
+            continue
+        if name in first:
+            message = f"duplicate server name '{_shown(name)}' (first at servers[{first[name]}])"
             problems.append((f"servers.{i}.name", message))
         first.setdefault(name, i)
     return problems
@@ -177,8 +196,8 @@ class ReconnectConfig(_Model):
 
     initial_backoff: PositiveDuration = 1.0
     max_backoff: PositiveDuration = 60.0
-    multiplier: float = Field(2.0, ge=1)
-    jitter: float = Field(1.0, ge=0, le=1)
+    multiplier: float = Field(2.0, ge=1, allow_inf_nan=False)
+    jitter: float = Field(1.0, ge=0, le=1, allow_inf_nan=False)
     max_attempts: int = Field(0, ge=0)
     on_give_up: Literal["drop", "keep"] = "drop"
 
@@ -190,6 +209,25 @@ class ReconnectConfig(_Model):
 
 
 _MIN_STDIO_GRACE = 30.0  # 7 SDK servers took 12.7 s to start beside 4 CPU hogs on 2 cores
+
+
+def _check_exposed_chars(value: str) -> str:
+    if not _EXPOSED_CHARS.fullmatch(value):
+        raise ValueError("may only use letters, digits, _ . -")
+    return value
+
+
+_ExposedText = Annotated[str, AfterValidator(_check_exposed_chars)]
+
+
+class ServerGatewayConfig(_Model):
+    """How one server shows through the gateway: its name prefix, which of its tools and prompts
+    (globs on its own names; exclude wins), or not at all."""
+
+    prefix: _ExposedText | None = None  # None: "{name}{separator}"; "" exposes names unchanged
+    include: tuple[Annotated[str, StringConstraints(min_length=1)], ...] = ()  # empty: everything
+    exclude: tuple[Annotated[str, StringConstraints(min_length=1)], ...] = ()
+    enabled: bool = True
 
 
 class ServerConfig(_Model):
@@ -212,6 +250,7 @@ class ServerConfig(_Model):
     protocol: Protocol = "auto"
     health: HealthConfig = Field(default_factory=HealthConfig)
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
+    gateway: ServerGatewayConfig = Field(default_factory=ServerGatewayConfig)
 
     @field_validator("url")
     @classmethod
@@ -219,7 +258,10 @@ class ServerConfig(_Model):
         # Never echo the URL: it may carry a token in its userinfo or query.
         if url is None:
             return url
-        parts = urlsplit(url)
+        try:  # urlsplit's own errors quote the netloc, password included
+            parts = urlsplit(url)
+        except ValueError:
+            raise ValueError("must be an http:// or https:// URL with a host") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL with a host")
         try:
@@ -244,14 +286,46 @@ class ServerConfig(_Model):
         _rules(_transport_rules(self.transport, lambda key: bool(getattr(self, key))))
         return self
 
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        # Caught here, not by the HTTP client at connect time: its error quotes the value, and a
+        # token split by "\r\n" no longer matches the secret the redactor looks for.
+        for name, value in headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"'{_shown(name)}' is not a valid header name")
+            if not _HEADER_VALUE.fullmatch(value):
+                raise ValueError(f"the value of '{name}' must be printable ASCII, without line breaks")
+        return headers
+
+
+def _check_origin(value: str) -> str:
+    parts = urlsplit(value.removesuffix(":*"))
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+        raise ValueError("must be an origin like https://app.example.com, optionally with :port or :*")
+    return value
+
+
+def _check_host(value: str) -> str:
+    if not value or "/" in value or any(c.isspace() for c in value):
+        raise ValueError("must be a Host header value like example.com, example.com:8080 or example.com:*")
+    return value
+
 
 class GatewayConfig(_Model):
-    """The MCP gateway endpoint: tools of active servers as ``{server}{separator}{tool}``."""
+    """The MCP gateway endpoint: what active servers offer, as ``{server}{separator}{name}``."""
 
     listen: _Listen = "127.0.0.1:9465"
     path: str = "/mcp"
-    separator: str = Field("__", min_length=1)
+    separator: Annotated[str, Field(min_length=1), AfterValidator(_check_exposed_chars)] = "__"
     enabled: bool = True
+    max_name_length: int = Field(64, ge=16, le=128)  # MCP allows 128; the big LLM APIs take 64
+    token_env: Annotated[str, AfterValidator(_check_env_name)] | None = None
+    # Besides loopback (127.0.0.1, localhost, [::1] on any port), which is always allowed.
+    allowed_origins: tuple[Annotated[str, AfterValidator(_check_origin)], ...] = ()
+    allowed_hosts: tuple[Annotated[str, AfterValidator(_check_host)], ...] = ()
+    max_sessions: int = Field(1000, ge=1)  # initialize-era sessions open at once
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
 
     @field_validator("path")
     @classmethod
@@ -307,6 +381,21 @@ class SidecarConfig(_Model):
         _rules(_duplicate_rules([server.name for server in self.servers]))
         return self
 
+    @model_validator(mode="after")
+    def _unambiguous_prefixes(self) -> SidecarConfig:
+        # "a__b" + "__" + "c" reads as server "a", tool "b__c" too: routing uses an exact map, but
+        # people and the collision report would not know which server a name belongs to.
+        gateway = self.sidecar.gateway
+        message = f"contains the gateway separator '{gateway.separator}'; rename it or set its gateway.prefix"
+        ambiguous = [
+            i
+            for i, server in enumerate(self.servers)
+            if server.gateway.enabled and server.gateway.prefix is None and gateway.separator in server.name
+        ]
+        if gateway.enabled:
+            _rules([(f"servers.{i}.name", message) for i in ambiguous])
+        return self
+
     @property
     def servers_by_name(self) -> dict[str, ServerConfig]:
         """Servers keyed by name, in config order."""
@@ -347,7 +436,10 @@ _FOREIGN_KEYS = (
     "protocol",
     "health",
     "reconnect",
+    "gateway",
 )
+_MAX_DEPTH = 32  # a real config nests 5 deep; JSON and YAML parsers recurse, and so do we
+_MAX_VALUES = 200_000  # about 10,000 servers; YAML aliases can make a small file expand without end
 _KEYS_AT: dict[str | None, type[BaseModel]] = {
     "sidecar": SidecarSettings,
     "defaults": _Defaults,
@@ -364,6 +456,7 @@ _PLAIN = {  # pydantic error type -> short message (pydantic's own say "Input sh
     "int_from_float": "must be a whole number",
     "float_type": "must be a number",
     "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
     "dict_type": "must be a mapping",
@@ -419,25 +512,66 @@ def _load_data(text: str, source: str) -> Any:
     if not text.strip():
         raise ConfigError([f"{source}: file is empty"])
     json_error = None
-    if text.lstrip().startswith("{"):
-        try:  # strict JSON first: its errors are clearer for a .json file, and PyYAML chokes on tabs
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            json_error = exc
+    data: Any = None
     try:
-        data = yaml.safe_load(text)
+        if text.lstrip().startswith("{"):
+            try:  # strict JSON first: its errors are clearer for a .json file, and PyYAML chokes on tabs
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                json_error = exc
+        if data is None:
+            data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         if json_error is not None:
             where = f"line {json_error.lineno}, column {json_error.colno}"
             raise ConfigError([f"{source}: {where}: invalid JSON: {json_error.msg}"]) from None
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        if isinstance(exc, yaml.reader.ReaderError):  # a NUL or other control character
+            where = f"character {exc.position + 1}: "
         # Only the problem, never str(exc): that quotes the offending line, which may hold a secret.
-        problem = getattr(exc, "problem", None) or "parse error"
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or "parse error"
         raise ConfigError([f"{source}: {where}invalid YAML: {problem}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{source}: nested more than {_MAX_DEPTH} levels deep"]) from None
+    except ValueError as exc:  # the parsers' own int(), float() and date() calls
+        kind = "JSON" if json_error is None and text.lstrip().startswith("{") else "YAML"
+        raise ConfigError([f"{source}: invalid {kind}: {_unreadable(str(exc))}"]) from None
     if data is None:
         raise ConfigError([f"{source}: file is empty"])
+    _check_size(data, source)
     return data
+
+
+def _unreadable(reason: str) -> str:
+    """Why a value could not be constructed; int() and float() quote the value, so only datetime's
+    reasons (month 13, day 31 of a 30-day month: no value in them) are passed on."""
+    if "digits" in reason:
+        return "a number has too many digits"
+    if "must be in" in reason or "out of range" in reason:
+        return f"an impossible date or time ({reason})"
+    return "a value does not fit its type tag"
+
+
+def _check_size(data: Any, source: str) -> None:
+    """Refuse documents nested deeper than any config needs, or expanding past ``_MAX_VALUES``
+    values (aliases count each time they are used), before anything recurses into them."""
+    if not isinstance(data, dict):
+        return
+    seen = 0
+    for key, value in data.items():
+        stack = [(value, 1)]
+        while stack:
+            node, depth = stack.pop()
+            seen += 1
+            if depth > _MAX_DEPTH:
+                raise ConfigError([f"{source}: {_shown(key)}: nested more than {_MAX_DEPTH} levels deep"])
+            if seen > _MAX_VALUES:
+                raise ConfigError([f"{source}: {_shown(key)}: more than {_MAX_VALUES} values"])
+            if isinstance(node, dict):
+                stack.extend((child, depth + 1) for child in node.values())
+            elif isinstance(node, list):
+                stack.extend((child, depth + 1) for child in node)
 
 
 def _convert_foreign(data: dict[str, Any], key: str) -> tuple[dict[str, Any], list[str], _Located]:
@@ -450,7 +584,7 @@ def _convert_foreign(data: dict[str, Any], key: str) -> tuple[dict[str, Any], li
     if not isinstance(entries, dict):
         return doc, labels, [(key, "must be a mapping of server name to settings")]
     for name, entry in entries.items():
-        label = f"{key}.{name}"
+        label = f"{key}.{_shown(name)}"
         if not isinstance(entry, dict):
             problems.append((label, "must be a mapping"))
             continue
@@ -479,7 +613,7 @@ def _convert_foreign(data: dict[str, Any], key: str) -> tuple[dict[str, Any], li
 
 def _label(i: int, item: Any) -> str:
     name = item.get("name") if isinstance(item, dict) else None
-    return f"servers[{i}] ({name})" if isinstance(name, str) and name else f"servers[{i}]"
+    return f"servers[{i}] ({_shown(name)})" if isinstance(name, str) and name else f"servers[{i}]"
 
 
 def _where(loc: Loc, labels: list[str], servers_key: str) -> str:
@@ -490,7 +624,7 @@ def _where(loc: Loc, labels: list[str], servers_key: str) -> str:
     else:
         head, rest = "", loc
     for part in rest:
-        head += f"[{part}]" if isinstance(part, int) else f".{part}" if head else str(part)
+        head += f"[{part}]" if isinstance(part, int) else f".{_shown(part)}" if head else _shown(part)
     return head
 
 
@@ -501,6 +635,8 @@ def _message(error: Mapping[str, Any], loc: Loc) -> str:
     if kind == "extra_forbidden":
         parent = next((p for p in reversed(loc[:-1]) if isinstance(p, str)), None)
         known = _KEYS_AT[parent].model_fields if parent in _KEYS_AT else _TOP_KEYS
+        if parent == "gateway" and loc[:1] == ("servers",):
+            known = ServerGatewayConfig.model_fields
         close = difflib.get_close_matches(str(loc[-1]), [k for k in known if k != "source"], n=1)
         return f"unknown key (did you mean '{close[0]}'?)" if close else "unknown key"
     if kind == "missing":
@@ -578,7 +714,7 @@ def _validate(
     """Validate an expanded document; return every problem (in document order) and the config."""
     rank = {key: i for i, key in enumerate(doc)}
     found: list[tuple[Loc, str]] = []
-    defaults = doc.pop("defaults", None) or {}
+    defaults = doc.pop("defaults", {})  # `defaults:` left empty was dropped by _normalize; 0 or [] is wrong
     defaults_ok = not any(loc[:1] == ("defaults",) for loc, _ in env_problems)
     try:
         _Defaults.model_validate(defaults)
@@ -631,8 +767,9 @@ def parse_config(text: str, source: str, environ: Mapping[str, str] | None = Non
         hidden = [v for v in expander.substituted if len(v) >= _MIN_SECRET_LEN]
         located_msgs = ((where, redact(msg, hidden)) for where, msg in problems)
         raise ConfigError(f"{source}: {w}: {m}" if w else f"{source}: {m}" for w, m in located_msgs)
-    token = environ.get(config.sidecar.admin_token_env or "")
-    config._substituted = frozenset(expander.substituted | ({token} if token else set()))
+    token_envs = (config.sidecar.admin_token_env, config.sidecar.gateway.token_env)
+    tokens = {environ.get(name) for name in token_envs if name}
+    config._substituted = frozenset(expander.substituted | {token for token in tokens if token})
     return config
 
 

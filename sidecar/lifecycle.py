@@ -9,6 +9,7 @@ and events go with it; it then only does the I/O. No clock, no randomness of its
        │                              │
        ├─ command reconnect ──► attempt now
        ├─ command drop ───────► dropped (manual) ──► wait ──► reconnect ──► attempt
+       │   (a server that is down is dropped when the command is given: `drop_at_once`)
        └─ out of attempts ────► failed ──► dropped (policy) or kept failed ──► wait
 """
 
@@ -40,6 +41,7 @@ __all__ = [
     "Trigger",
     "attempt_number",
     "decide",
+    "drop_at_once",
     "opening_moves",
 ]
 
@@ -120,6 +122,19 @@ def attempt_number(outage: Outage) -> int:
     return 0 if outage.initial else outage.failed_reconnects + 1
 
 
+def drop_at_once(status: ServerStatus) -> tuple[Move, ...]:
+    """What a drop asked for by hand does right away, before the supervisor's task wakes.
+
+    A server that is down (reconnecting or failed) leaves service at once, so the caller
+    sees the drop in the very next status; an attempt of it still in flight is abandoned
+    by its task, which then finds it dropped (see `decide`). A server in any other state
+    is dropped by its task, once its connection is closed.
+    """
+    if status.state in (_S.RECONNECTING, _S.FAILED):
+        return (_dropped("manual"),)
+    return ()
+
+
 def decide(
     status: ServerStatus,
     outage: Outage,
@@ -144,7 +159,7 @@ def decide(
         if command is Command.RECONNECT:
             return Step(Next.ATTEMPT, fresh)
         if command is Command.DROP:
-            return _drop("manual")
+            return _drop(status)
         if gives_up(policy.backoff, outage.failed_reconnects):
             return _give_up(status, outage, policy)
         attempt = outage.failed_reconnects + 1
@@ -153,13 +168,13 @@ def decide(
         return Step(Next.BACK_OFF, outage, (scheduled,), delay=delay)
     if trigger is Trigger.BACKOFF_ENDED:
         if command is Command.DROP:
-            return _drop("manual")
+            return _drop(status)
         return Step(Next.ATTEMPT, outage)  # a reconnect command only cuts the wait short
     # WOKEN while out of service: only a command matters.
     if command is Command.RECONNECT:
         return Step(Next.ATTEMPT, fresh)
     if command is Command.DROP and status.state is _S.FAILED:
-        return _drop("manual")
+        return _drop(status)
     return Step(Next.WAIT, outage)
 
 
@@ -167,8 +182,10 @@ def _dropped(reason: str) -> Move:
     return Move(Dropped, {"reason": reason}, state=_S.DROPPED, changes={"consecutive_failures": 0})
 
 
-def _drop(reason: str) -> Step:
-    return Step(Next.WAIT, Outage(initial=False), (_dropped(reason),))
+def _drop(status: ServerStatus) -> Step:
+    """A drop by hand, unless `drop_at_once` has already made it (then there is nothing to say)."""
+    moves = () if status.state is _S.DROPPED else (_dropped("manual"),)
+    return Step(Next.WAIT, Outage(initial=False), moves)
 
 
 def _give_up(status: ServerStatus, outage: Outage, policy: Policy) -> Step:

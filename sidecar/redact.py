@@ -1,12 +1,13 @@
-"""Remove secrets from text before it reaches any output (logs, errors, HTTP, spans)."""
+"""Make text safe for output: remove secrets (logs, errors, HTTP, spans), escape what a terminal obeys."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 
-__all__ = ["MASK", "make_redactor", "redact"]
+__all__ = ["MASK", "make_redactor", "printable", "redact"]
 
 MASK = "***"
 
@@ -20,8 +21,21 @@ def _pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
         return None
     # One alternation, longest first: a secret that contains another is masked whole, in a single
     # pass, so the mask itself is never re-matched.
-    ordered = sorted(secrets, key=lambda s: (-len(s), s))
+    ordered = sorted(
+        {spelling for secret in secrets for spelling in _spellings(secret)}, key=lambda s: (-len(s), s)
+    )
     return re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def _spellings(secret: str) -> set[str]:
+    """The secret, and the secret as ``repr`` and JSON write it between their quotes: an exception's
+    text (a KeyError quotes its key) or an echoed payload escapes a quote or a backslash in it."""
+    return {
+        secret,
+        repr(secret)[1:-1],
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    }
 
 
 def make_redactor(secrets: Iterable[str]) -> Callable[[str], str]:
@@ -42,3 +56,15 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     ``http://user:pass@host`` becomes ``http://user:***@host`` whether or not ``pass`` is a known secret.
     """
     return make_redactor(secrets)(text)
+
+
+def printable(text: str) -> str:
+    """``text`` with every unprintable character as its Python escape (``\\n``, ``\\x1b``, ``\\u202e``).
+
+    For one-line outputs read by people (text log lines, config problems, the status table): a name or
+    message from a server or a file must not break the line, forge another, recolour a terminal or
+    reorder the text around it. Printable text, other scripts and emoji included, is left as it is.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -2,12 +2,15 @@
 
 The supervisor owns its server's connection for its whole life and is the only
 writer of its status and the only publisher of its events, so both stay in order.
-Other tasks steer it through `request_*` methods, which only set a flag and wake it.
+Other tasks steer it through `request_*` methods, which only set a flag and wake it;
+`request_drop()` also makes the moves `lifecycle.drop_at_once` decides (a server that is
+down leaves service at once), through the same `_make` as every other change.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import random
 import time
@@ -19,7 +22,7 @@ import anyio
 
 from .backoff import BackoffPolicy
 from .config import ServerConfig
-from .connection import Connection, PhaseClock, open_connection
+from .connection import KINDS, Connection, Passthrough, PhaseClock, open_connection
 from .errors import describe_error, is_internal_error, leaf_exceptions
 from .events import (
     Connected,
@@ -31,6 +34,8 @@ from .events import (
     InternalError,
     LifecycleEvent,
     Lost,
+    PromptsChanged,
+    ResourcesChanged,
     Stopped,
     ToolCalled,
     ToolsChanged,
@@ -46,13 +51,17 @@ from .lifecycle import (
     Trigger,
     attempt_number,
     decide,
+    drop_at_once,
     opening_moves,
 )
 from .redact import redact
 from .state import ServerState, ServerStatus, check_transition
+from .streams import after_stream_end
 from .transports import ChildProcess
 
 __all__ = ["Supervisor"]
+
+_log = logging.getLogger(__name__)
 
 _E = TypeVar("_E", bound=LifecycleEvent)
 
@@ -74,6 +83,8 @@ def _cancellation(exc: BaseException) -> BaseException | None:
 
 class Supervisor:
     """Keeps one server connected, or says precisely why it is not."""
+
+    passthrough: Passthrough | None = None  # the gateway's hooks, used from the next connect on
 
     def __init__(
         self,
@@ -116,7 +127,7 @@ class Supervisor:
         self._wake = anyio.Event()
         self._stopping = False
         self._command: Command | None = None
-        self._tools_changed = False
+        self._changed: set[str] = set()  # kinds of offerings announced as changed, not yet re-listed
         self._attempt_scope: anyio.CancelScope | None = None
         self._state_changed = anyio.Event()
         self.first_attempt_done = anyio.Event()
@@ -166,9 +177,14 @@ class Supervisor:
             self._poke()
 
     def request_drop(self) -> None:
-        """Stop trying and take the server out of service until a reconnect is requested."""
+        """Stop trying and take the server out of service until a reconnect is requested.
+
+        A server that is down is dropped here and now (`drop_at_once`), so the caller's next
+        look at the status shows it; this task then abandons its attempt in flight, if any.
+        """
         if not self._stopping:
             self._command = Command.DROP
+            self._make(drop_at_once(self._status))
             self._poke(cancel_attempt=True)
 
     def request_stop(self) -> None:
@@ -180,8 +196,8 @@ class Supervisor:
         if cancel_attempt and self._attempt_scope is not None and self._connection is None:
             self._attempt_scope.cancel()  # an in-flight connect is abandoned at once
 
-    def _notice_tools_changed(self) -> None:
-        self._tools_changed = True
+    def _notice_change(self, kind: str) -> None:
+        self._changed.add(kind)
         self._wake.set()
 
     def _remember_child(self, child: ChildProcess) -> None:
@@ -198,15 +214,17 @@ class Supervisor:
     async def run(self) -> None:
         """The supervisor's whole life; returns after `request_stop()`."""
         try:
+            outage = Outage()
             while not self._stopping:
                 try:
-                    await self._lifecycle()
+                    await self._lifecycle(outage)
                 except Exception as exc:  # a bug of ours outside any attempt: stop the server, visibly
                     self._connection = None
                     self._force(_S.FAILED)  # not checked: the bug may have been an illegal transition
                     self._internal_error(exc)
-                    await self._wait_for_command()
-                    self._command = None  # only a reconnect or a stop ends the wait
+                    await self._wait_for_revival()
+                    outage = Outage(initial=False)  # the next attempt is a reconnect
+
         finally:
             if self._status.state is not _S.STOPPED:
                 self._change(_S.STOPPED, pid=None)
@@ -216,9 +234,18 @@ class Supervisor:
             self.finished.set()
             self._attempt_completed.set()
 
-    async def _lifecycle(self) -> None:
+    async def _wait_for_revival(self) -> None:
+        """Out of service after a bug of ours until a reconnect (or a stop); a drop has already
+        taken effect in `request_drop`, so it only consumes the command."""
+        while not self._stopping:
+            await self._wait_for_command()
+            command, self._command = self._command, None
+            if command is Command.RECONNECT:
+                return
+
+    async def _lifecycle(self, outage: Outage) -> None:
         """Attempt, then do what `lifecycle.decide` says; this loop only does the waiting."""
-        step = Step(Next.ATTEMPT, Outage())
+        step = Step(Next.ATTEMPT, outage)
         while not self._stopping:
             self._make(step.moves)
             was_active = False
@@ -294,10 +321,13 @@ class Supervisor:
                     async with open_connection(
                         config,
                         close_timeout=self._close_timeout,
-                        on_tools_changed=self._notice_tools_changed,
+                        on_change=self._notice_change,
                         on_spawn=self._remember_child,
                         clock=self._clock,
+                        passthrough=self.passthrough,
                     ) as connection:
+                        # Dropped or stopped as the handshake finished: never serve it.
+                        await anyio.lowlevel.checkpoint_if_cancelled()
                         overdue_timer.cancel()
                         self._give_slot_back()
                         scope.deadline = math.inf
@@ -344,6 +374,7 @@ class Supervisor:
         """At the connect timeout, report the server not ready; its attempt goes on (grace)."""
         with timer:
             await anyio.sleep_until(started + self.config.connect_timeout)
+            await anyio.lowlevel.checkpoint_if_cancelled()  # the attempt was dropped or stopped meanwhile
             if self._grace <= 0:
                 return  # the attempt's own deadline ends it now
             error = f"no answer within the connect timeout ({self.config.connect_timeout:g}s); still waiting"
@@ -386,7 +417,8 @@ class Supervisor:
     # The active period ------------------------------------------------------------------
 
     async def _serve(self, connection: Connection) -> _Loss | None:
-        """Wait for the first of: transport end, failed health, or a command. None = asked to leave."""
+        """Wait for the first of: transport end, event stream lost, failed health, or a command.
+        None = asked to leave."""
         outcome: list[_Loss | None] = []
 
         async with anyio.create_task_group() as tg:
@@ -397,6 +429,8 @@ class Supervisor:
                 tg.cancel_scope.cancel()
 
             tg.start_soon(self._watch_transport, connection, finish)
+            if connection.has_stream:
+                tg.start_soon(self._watch_stream, connection, finish)
             if self.config.health.interval > 0:
                 tg.start_soon(self._probe_loop, connection, finish)
             tg.start_soon(self._watch_commands, connection, finish)
@@ -416,6 +450,7 @@ class Supervisor:
     async def _probe_loop(self, connection: Connection, finish: Callable[[_Loss | None], None]) -> None:
         health = self.config.health
         failures = 0
+        method = "ping" if connection.legacy else "server/discover"  # what `connection.probe()` sends
         # Fixed rate: a probe starts every `interval`, however long the last one took, so a
         # hung server is judged within threshold x interval + timeout of its last answer. The
         # first one comes at a random point of the first interval: servers that connected
@@ -443,7 +478,7 @@ class Supervisor:
             failures = verdict.consecutive_failures
             self._status = dataclasses.replace(self._status, consecutive_failures=failures)
             if result.ok:
-                self._emit(HealthCheckPassed, duration=result.duration)
+                self._emit(HealthCheckPassed, duration=result.duration, method=method)
                 continue
             assert result.error_type is not None and result.error is not None
             self._emit(
@@ -452,36 +487,110 @@ class Supervisor:
                 error=self._redact(result.error),
                 error_type=result.error_type,
                 consecutive_failures=failures,
+                method=method,
             )
             if verdict.unhealthy:
                 finish(_Loss(result.error_type, result.error))
                 return
+
+    async def _watch_stream(self, connection: Connection, finish: Callable[[_Loss | None], None]) -> None:
+        """Hold the server's event stream open: its changes are followed, its end is checked at once.
+
+        A stream that ends is not a death by itself (servers and proxies close idle streams):
+        one probe tells. A failed probe or a failed re-open is a loss; a server that refuses
+        the stream, or keeps ending it, is left to the health probes. The transport's own
+        end (a stdio child's exit) is `_watch_transport`'s to report, with its better reason.
+        """
+        timeout = self.config.health.timeout
+        reopens = 0
+        reopening = False
+
+        def missed() -> None:
+            # The stream opened after the lists were fetched and nothing is replayed: list again.
+            self._changed.update(connection.listed)
+            self._wake.set()
+
+        while True:
+            end = await connection.hold_stream(
+                self._notice_change, missed, reopening=reopening, ack_timeout=timeout
+            )
+            if connection.ended.is_set():
+                return
+            step = after_stream_end(end, reopens)
+            if step.action == "lost":
+                finish(_Loss("closed", f"the event stream could not be re-opened: {end.error}"))
+                return
+            if end.kind in ("graceful", "dropped"):
+                loss = await self._check_after_end(connection, timeout)
+                if loss is not None:
+                    if not connection.ended.is_set():
+                        finish(loss)
+                    return
+            if step.action == "probes_only":
+                reason = self._redact(str(end.error))
+                _log.info("%s: no event stream (%s); health probes only", self.name, reason)
+                return
+            reopens, reopening = step.reopens, True
+            await anyio.sleep(step.delay)
+
+    async def _check_after_end(self, connection: Connection, timeout: float) -> _Loss | None:
+        """One probe right after the stream ended: None if the server answered, else the loss.
+
+        Over HTTP a server that is gone fails this probe inside the transport (connection
+        refused), which ends the whole connection as a `transport_error` before we return.
+        """
+        try:
+            with anyio.fail_after(timeout):
+                await connection.probe()
+        except TimeoutError:
+            error = f"the event stream ended and a probe got no answer within {timeout:g}s"
+            return _Loss("probe_timeout", error)
+        except Exception as exc:
+            return _Loss("closed", f"the event stream ended and a probe failed: {describe_error(exc)[1]}")
+        return None
 
     async def _watch_commands(self, connection: Connection, finish: Callable[[_Loss | None], None]) -> None:
         while True:
             if self._stopping or self._command is not None:
                 finish(None)
                 return
-            if self._tools_changed:
-                self._tools_changed = False
-                await self._refresh_tools(connection)
+            if self._changed:
+                kinds, self._changed = self._changed, set()
+                await self._refresh(connection, kinds)
             await self._wait_wake()
 
-    async def _refresh_tools(self, connection: Connection) -> None:
-        try:
-            with anyio.fail_after(self.config.call_timeout):
-                tools = await connection.refresh_tools()
-        except Exception:
-            return  # the probe decides whether the server is sick; a stale list is harmless
-        names = tuple(tool.name for tool in tools)
-        self._status = dataclasses.replace(self._status, tools=names)
-        self._emit(ToolsChanged, tools=names)
+    async def _refresh(self, connection: Connection, kinds: set[str]) -> None:
+        """Re-list what was announced as changed; publish what really changed, once the status has it."""
+        for kind in KINDS:
+            if kind not in kinds:
+                continue
+            try:
+                with anyio.fail_after(self.config.call_timeout):
+                    await connection.refresh(kind)
+            except Exception as exc:
+                if is_internal_error(exc):
+                    raise
+                continue  # the probe decides whether the server is sick; a stale list is harmless
+        before, after = self._status.offerings, connection.offerings
+        self._status = dataclasses.replace(self._status, offerings=after, tools=_names(after.tools))
+        if after.tools != before.tools:
+            self._emit(ToolsChanged, tools=_names(after.tools))
+        if after.prompts != before.prompts:
+            self._emit(PromptsChanged, prompts=_names(after.prompts))
+        if (after.resources, after.resource_templates) != (before.resources, before.resource_templates):
+            self._emit(
+                ResourcesChanged,
+                resources=tuple(str(resource.uri) for resource in after.resources),
+                resource_templates=tuple(template.uri_template for template in after.resource_templates),
+            )
 
     # State changes ----------------------------------------------------------------------
 
     def _became_active(self, connection: Connection, duration: float) -> None:
         info = connection.server_info
-        tools = tuple(tool.name for tool in connection.tools)
+        tools = _names(connection.tools)
+        for kind, error in connection.listing_errors.items():
+            _log.warning("%s: could not list %s at connect: %s", self.name, kind, self._redact(error))
         self._connection = connection
         self._change(
             _S.ACTIVE,
@@ -489,6 +598,7 @@ class Supervisor:
             last_error_type=None,
             consecutive_failures=0,
             tools=tools,
+            offerings=connection.offerings,
             protocol_version=connection.protocol_version,
             server_name=info.name if info else None,
             server_version=info.version if info else None,
@@ -530,6 +640,8 @@ class Supervisor:
 
     async def _connect_failed(self, started: float, error_type: str, error: str) -> None:
         description = await self._child_exit()
+        if self._status.state is _S.DROPPED:
+            return  # dropped by hand while we waited (`request_drop`): this failure is moot
         if description is not None:
             error_type, error = "exited", description
         error = self._redact(error)
@@ -591,3 +703,7 @@ class Supervisor:
 
     def _redact(self, text: str) -> str:
         return redact(text, self._secrets)
+
+
+def _names(items: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple(item.name for item in items)

@@ -6,6 +6,9 @@ browser driver (like `externals.py`, this folder is on the import path under pyt
 
 from __future__ import annotations
 
+import html
+import json
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -42,6 +45,15 @@ def proc_stat(pid: int) -> tuple[str, int, int, int, str] | None:
     return fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]), comm
 
 
+def live_children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` and that have not exited (zombies left out), sorted."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (stat := proc_stat(int(name))) and stat[1] == pid and stat[0] != "Z":
+            found.append(int(name))
+    return sorted(found)
+
+
 def alive(pid: int) -> bool:
     """True while `pid` exists and is not a zombie."""
     stat = proc_stat(pid)
@@ -57,3 +69,21 @@ def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, inter
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def spellings(secret: str) -> set[str]:
+    """A secret as Python (repr), JSON and HTML write it, and as each writes the others' spellings
+    (a repr inside a JSON log line, an error inside the page): search outputs for all of them."""
+    found = {secret}
+    for _ in range(2):
+        found |= {spelled for text in found for spelled in _spelled(text)}
+    return found
+
+
+def _spelled(text: str) -> set[str]:
+    return {
+        repr(text)[1:-1],
+        json.dumps(text)[1:-1],
+        json.dumps(text, ensure_ascii=False)[1:-1],
+        html.escape(text),
+    }

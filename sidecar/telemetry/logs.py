@@ -17,6 +17,7 @@ from dataclasses import fields
 from typing import Any, Protocol, TextIO
 
 from ..events import HealthCheckPassed, LifecycleEvent, ToolCalled
+from ..redact import printable
 
 __all__ = ["LogWriter", "SpanIds", "event_record", "format_json", "format_text", "route_library_logs"]
 
@@ -90,7 +91,8 @@ def format_text(event: LifecycleEvent, span: SpanIds | None = None) -> str:
     for key in ("transport", "criticality", "tools"):
         record.pop(key, None)
     detail = " ".join(f"{key}={value}" for key, value in record.items())
-    return f"{head} {detail}"
+    # Names and errors come from servers: one line per event, whatever they hold.
+    return printable(f"{head} {detail}")
 
 
 class LogWriter:
@@ -130,7 +132,7 @@ class _LineHandler(logging.Handler):
                 separators=(",", ":"),
             )
         else:
-            line = f"{ts} {level.upper():7} {record.name}: {message}"
+            line = printable(f"{ts} {level.upper():7} {record.name}: {message}")
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
 

@@ -35,9 +35,12 @@ class Admin:
     reload: Callable[[], Awaitable[dict[str, list[str]]]] | None = None
 
 
+GatewayReport = Callable[[], dict[str, Any]]  # what the gateway exposes now (`Gateway.report`)
+
 MANAGER_KEY = web.AppKey("manager", MCPServerManager)
 METRICS_KEY = web.AppKey("metrics", SidecarMetrics)
 ADMIN_KEY = web.AppKey("admin", Admin)
+GATEWAY_KEY = web.AppKey("gateway", GatewayReport)
 
 
 def _server_document(status: ServerStatus) -> dict[str, Any]:
@@ -98,12 +101,21 @@ async def _readyz(request: web.Request) -> web.Response:
     return web.Response(text="ready\n")
 
 
+def _document(app: web.Application) -> dict[str, Any]:
+    """`health_document`, plus the gateway's exposure and collisions when it runs."""
+    document = health_document(app[MANAGER_KEY].statuses())
+    report = app.get(GATEWAY_KEY)
+    if report is not None:
+        document["gateway"] = report()
+    return document
+
+
 async def _health(request: web.Request) -> web.Response:
-    return web.json_response(health_document(request.app[MANAGER_KEY].statuses()))
+    return web.json_response(_document(request.app))
 
 
 async def _status_page(request: web.Request) -> web.Response:
-    document = health_document(request.app[MANAGER_KEY].statuses())
+    document = _document(request.app)
     return web.Response(
         text=render_status_page(document),
         content_type="text/html",
@@ -193,11 +205,15 @@ async def _reload(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="\n".join(exc.problems) + "\n") from None
 
 
-def build_app(manager: MCPServerManager, metrics: SidecarMetrics, admin: Admin) -> web.Application:
+def build_app(
+    manager: MCPServerManager, metrics: SidecarMetrics, admin: Admin, gateway: GatewayReport | None = None
+) -> web.Application:
     app = web.Application()
     app[MANAGER_KEY] = manager
     app[METRICS_KEY] = metrics
     app[ADMIN_KEY] = admin
+    if gateway is not None:
+        app[GATEWAY_KEY] = gateway
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/livez", _livez)
     app.router.add_get("/readyz", _readyz)
@@ -205,18 +221,22 @@ def build_app(manager: MCPServerManager, metrics: SidecarMetrics, admin: Admin) 
     app.router.add_get("/", _status_page)
     app.router.add_post("/servers/{name}/reconnect", _reconnect)
     app.router.add_post("/servers/{name}/drop", _drop)
-    app.router.add_post("/servers/{name}/tools/{tool}", _call_tool)
+    app.router.add_post("/servers/{name}/tools/{tool:[^/]+}", _call_tool)  # any tool name, braces too
     app.router.add_post("/-/reload", _reload)
     return app
 
 
 @asynccontextmanager
 async def serve_ops(
-    manager: MCPServerManager, listen: str, metrics: SidecarMetrics, admin: Admin
+    manager: MCPServerManager,
+    listen: str,
+    metrics: SidecarMetrics,
+    admin: Admin,
+    gateway: GatewayReport | None = None,
 ) -> AsyncIterator[int]:
     """Serve the ops endpoints on `host:port`; yields the bound port (useful with port 0)."""
     host, _, port = listen.rpartition(":")
-    runner = web.AppRunner(build_app(manager, metrics, admin), access_log=None, handle_signals=False)
+    runner = web.AppRunner(build_app(manager, metrics, admin, gateway), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host.strip("[]") or "127.0.0.1", int(port))
     try:

@@ -49,6 +49,7 @@ tr[class^=s-] { border-left-color: var(--c); } tr[class^=s-] [data-field=state] 
 #stale { color: #fff; background: #b91c1c; padding: 0 .4rem; }
 body.stale table { opacity: .5; }
 #live { display: none; } html[data-live] #live { display: inline; }
+#gateway h2 { font-size: 1.05rem; margin: 1.5rem 0 0; }
 """
 
 # Mirrors `_cells` below; fills a clone of the server-rendered <template> row.
@@ -100,7 +101,35 @@ _SCRIPT_SOURCE = """
     return tr;
   }
 
+  function gateway(g) {
+    if (!g || !$("gateway")) return;
+    $("gw-sessions").textContent = gatewaySessions(g.sessions);
+    $("gw-rows").replaceChildren(...Object.entries(g.servers).map(([name, c]) => {
+      const tr = document.createElement("tr");
+      const resources = c.resources + c.resource_templates;
+      for (const text of [name, String(c.tools), String(c.prompts), String(resources)]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.append(td);
+      }
+      tr.title = c.tool_names.join(", ");
+      return tr;
+    }));
+    $("gw-collisions").textContent = gatewayCollisions(g.collisions);
+  }
+
+  function gatewaySessions(s) {
+    return s.legacy + " initialize-era sessions, " + s["2026-07-28"] + " 2026-07-28 listeners";
+  }
+
+  function gatewayCollisions(list) {
+    if (!list.length) return "no name collisions";
+    return "collisions: " + list.map((c) => c.kind + " " + c.exposed + " of " + c.loser
+      + " (kept: " + c.winner + ")").join("; ");
+  }
+
   function render(doc) {
+    gateway(doc.gateway);
     const now = (Date.now() + skew) / 1000;
     const rows = doc.servers.map((s) => row(s, now));
     $("rows").replaceChildren(...(rows.length ? rows : [$("empty-template").content.cloneNode(true)]));
@@ -235,6 +264,40 @@ def _row(server: Mapping[str, Any] | None, now: float) -> str:
 _EMPTY_ROW = '<tr class="empty"><td colspan="7">no servers configured</td></tr>'
 
 
+def _gateway(report: Mapping[str, Any] | None) -> str:
+    """What the gateway exposes, per server, and its collisions (the script refills the same ids)."""
+    if not report:
+        return ""
+    e = html.escape
+    sessions = report.get("sessions") or {}
+    rows = "".join(
+        f"<tr{_attr('title', ', '.join(counts.get('tool_names') or []))}><td>{e(str(name))}</td>"
+        f"<td>{counts.get('tools', 0)}</td><td>{counts.get('prompts', 0)}</td>"
+        f"<td>{counts.get('resources', 0) + counts.get('resource_templates', 0)}</td></tr>"
+        for name, counts in (report.get("servers") or {}).items()
+    )
+    collisions = report.get("collisions") or []
+    said = (
+        "collisions: "
+        + "; ".join(f"{c['kind']} {c['exposed']} of {c['loser']} (kept: {c['winner']})" for c in collisions)
+        if collisions
+        else "no name collisions"
+    )
+    legacy, modern = sessions.get("legacy", 0), sessions.get("2026-07-28", 0)
+    listening = f"{legacy} initialize-era sessions, {modern} 2026-07-28 listeners"
+    return f"""<section id="gateway">
+<h2>Gateway</h2>
+<p>http://{e(str(report.get("listen")))}{e(str(report.get("path")))} \u00b7
+<span id="gw-sessions">{e(listening)}</span></p>
+<table>
+<thead><tr><th>server</th><th>tools exposed</th><th>prompts</th><th>resources</th></tr></thead>
+<tbody id="gw-rows">{rows}</tbody>
+</table>
+<p id="gw-collisions">{e(said)}</p>
+</section>
+"""
+
+
 def render_status_page(document: Mapping[str, Any], now: float | None = None) -> str:
     """The whole page for one `/health/mcp` document; `now` (unix seconds) is for the ages."""
     now = time.time() if now is None else now
@@ -272,7 +335,7 @@ def render_status_page(document: Mapping[str, Any], now: float | None = None) ->
 <th>tools</th><th>protocol</th></tr></thead>
 <tbody id="rows">{rows}</tbody>
 </table>
-<template id="row-template">{_row(None, now)}</template>
+{_gateway(document.get("gateway"))}<template id="row-template">{_row(None, now)}</template>
 <template id="empty-template">{_EMPTY_ROW}</template>
 <script>{_SCRIPT}</script>
 </body>

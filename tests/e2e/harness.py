@@ -47,6 +47,8 @@ def health(port: int) -> dict | None:
 
 def write_config(tmp_path: Path, port: int, servers: str, sidecar_extra: str = "") -> Path:
     config = tmp_path / "sidecar.yaml"
+    if "gateway:" not in sidecar_extra:  # never the default port: parallel sidecars would share it
+        sidecar_extra += f"  gateway: {{listen: {LOCALHOST}:{free_port()}}}\n"
     config.write_text(
         f"sidecar:\n  listen: {LOCALHOST}:{port}\n{sidecar_extra}"
         "defaults:\n  connect_timeout: 10s\n  health: {interval: 500ms, timeout: 1s}\n"

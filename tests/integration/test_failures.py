@@ -35,8 +35,8 @@ async def test_crash_at_start_reports_exit_code_and_stderr(
         assert status.last_error is not None
         assert "exited with code 1" in status.last_error
         assert "ModuleNotFoundError" in status.last_error  # the last stderr line, not "Connection closed"
-        assert manager.failed_servers == ["crashy"]
-        assert manager.errors == {"crashy": status.last_error}
+        assert [s.name for s in manager.failed_servers] == ["crashy"]
+        assert {name: str(error) for name, error in manager.errors.items()} == {"crashy": status.last_error}
     leak_guard.assert_clean()
 
 

@@ -121,6 +121,11 @@ async def test_a_bug_in_the_lifecycle_stops_the_server_visibly_until_revived(
         quiet = await events.collect(0.5)
         assert not [e for e in quiet if e.server == "ghost"], quiet
         assert manager.status("fine").active  # the others are untouched
+        manager.drop(["ghost"])  # a drop is honoured, and does not restart it
+        assert manager.status("ghost").state is ServerState.DROPPED
+        assert [e.kind for e in events.drain() if e.server == "ghost"][-1] == "dropped"
+        quiet = await events.collect(0.3)
+        assert not [e for e in quiet if e.server == "ghost"], quiet
         monkeypatch.undo()
         with anyio.fail_after(10):
             await manager.reconnect(["ghost"])

@@ -60,7 +60,7 @@ async def test_garbage_on_stdout_is_tolerated(
     python_server: Callable[..., ServerConfig], leak_guard: LeakGuard
 ) -> None:
     async with MCPServerManager([python_server("--garbage-stdout", name="noisy")]) as manager:
-        assert manager.active_servers == ["noisy"], manager.statuses()
+        assert [s.name for s in manager.active_servers] == ["noisy"], manager.statuses()
         result = await manager.call_tool("noisy", "echo", {"text": "still speaking JSON-RPC"})
         assert result.structured_content == {"result": "still speaking JSON-RPC"}
     leak_guard.assert_clean()

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver import Context, MCPServer
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["main", "parse_args"]
+__all__ = ["HOSTILE_NAMES", "HOSTILE_SERVER_INFO", "main", "parse_args"]
 
 TRANSPORTS = ("stdio", "streamable-http", "sse")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -59,6 +59,34 @@ _GARBAGE_BYTES = (
 )
 
 
+# Tool and prompt names a server may send: the SDK only warns about names outside [A-Za-z0-9_.-].
+# A lone surrogate ("\ud800") is not here: pydantic refuses to serialize it (the SDK server cannot
+# send it), and the SDK client's JSON parser refuses it too.
+HOSTILE_NAMES = (
+    'quote"double',
+    "quote'single",
+    "back\\slash",
+    "new\nline",
+    "carriage\rreturn",
+    "tab\tname",
+    "nul\x00byte",
+    "esc\x1b[31mred\x1b[0m",
+    "bidi\u202eevil",
+    "line\u2028separator",
+    "next\x85line",
+    "名前-🙂",
+    "<img src=x onerror=window.pwned=1>",
+    "</script><script>window.pwned=2</script>",
+    "a/b?c#d%2F",
+    "{{template}} %s %n ${HOME}",
+    "x\n# TYPE evil counter\nevil_total 1",  # exposition injection
+    '"}\n{"event":"forged","level":"error"',  # log line forgery
+    "L" * 10_240,  # 10 KB
+)
+# serverInfo as a hostile server says it: it reaches mcp_server_info's labels, /health/mcp and the page.
+HOSTILE_SERVER_INFO = ('evil"\n<b>server</b>\x1b[2J', '1.0"} 1\n# EOF')
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line; every misbehaviour is off by default."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -69,6 +97,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--name", default="behaving", help="server name reported in serverInfo")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="WARNING", help="SDK and uvicorn logs (stderr)")
     p.add_argument("--extra-tools", type=int, default=0, metavar="N", help="add tools tool_0 .. tool_{N-1}")
+    p.add_argument("--alias", action="append", default=[], metavar="NAME", help="echo, also as NAME")
+    p.add_argument("--meta-tool", action="store_true", help="add tool meta: the _meta and headers it got")
+    p.add_argument("--ask-tool", action="store_true", help="add tool ask: asks its caller (2026-07-28 input)")
     p.add_argument("--pidfile", metavar="PATH", help="write the pid here at start (atomically)")
     p.add_argument("--ignore-sigterm", action="store_true", help="ignore SIGTERM (SIGKILL still works)")
     p.add_argument("--slow-start", type=float, default=0.0, metavar="SECONDS", help="sleep first, then start")
@@ -78,8 +109,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--garbage-stdout", action="store_true", help="print non-JSON lines to stdout first")
     p.add_argument("--crash-after-calls", type=int, metavar="N", help="die when call N+1 arrives")
     p.add_argument("--hang-after-calls", type=int, metavar="N", help="hang once N calls are answered")
+    p.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="tools that change the lists at run time (add_tool ...) and count or end event streams",
+    )
+    p.add_argument("--refuse-get-stream", action="store_true", help="streamable-http: answer GET with 405")
+    p.add_argument("--no-listen", action="store_true", help="2026-07-28: leave subscriptions/listen unserved")
+    p.add_argument(
+        "--fail-listing", action="store_true", help="answer prompts/list and resources/list with an error"
+    )
+    p.add_argument(
+        "--hostile-names",
+        action="store_true",
+        help="also offer tools and prompts named HOSTILE_NAMES, and a hostile serverInfo",
+    )
     p.add_argument("--crash-at-initialize", action="store_true", help="die/reset on the handshake")
-    p.add_argument("--crash-after", type=float, metavar="SECONDS", help="exit SECONDS after tools/list")
+    p.add_argument("--crash-after", type=float, metavar="SECONDS", help="exit SECONDS after listings")
     p.add_argument("--respawn", action="store_true", help="HTTP: serve from a child, re-forked")
     p.add_argument("--http-500-after-calls", type=int, metavar="N", help="HTTP: POSTs get 500 after N calls")
     p.add_argument("--fault-tools", action="store_true", help="add the tools big, hangup and garbage")
@@ -162,6 +208,9 @@ def block_forever() -> NoReturn:
         time.sleep(3600)
 
 
+_LISTINGS = ("tools/list", "prompts/list", "resources/list", "resources/templates/list")
+
+
 class Misbehaviour:
     """Server middleware that counts tool calls and crashes or hangs on cue.
 
@@ -173,8 +222,10 @@ class Misbehaviour:
         crash_after_calls: int | None,
         hang_after_calls: int | None,
         exit_code: int,
+        fail_listing: bool = False,
         crash_after: float | None = None,
     ) -> None:
+        self.fail_listing = fail_listing
         self.crash_after_calls = crash_after_calls
         self.hang_after_calls = hang_after_calls
         self.exit_code = exit_code
@@ -183,12 +234,13 @@ class Misbehaviour:
         self.calls_answered = 0
         self._crash_timer: threading.Timer | None = None
 
-    def _start_crash_timer(self) -> None:
-        """`--crash-after`: a thread, so the crash comes on time even while the loop is busy."""
-        if self.crash_after is None or self._crash_timer is not None:
-            return
-        line = f"behaving: crashing {self.crash_after:g}s after listing its tools (exit {self.exit_code})"
-        self._crash_timer = threading.Timer(self.crash_after, die, (line, self.exit_code))
+    def _arm_crash_timer(self) -> None:
+        """`--crash-after`, from the last listing on: a thread, so the crash comes on time even
+        while the loop is busy."""
+        if self._crash_timer is not None:
+            self._crash_timer.cancel()
+        line = f"behaving: crashing {self.crash_after:g}s after its last listing (exit {self.exit_code})"
+        self._crash_timer = threading.Timer(self.crash_after or 0.0, die, (line, self.exit_code))
         self._crash_timer.daemon = True
         self._crash_timer.start()
 
@@ -198,11 +250,18 @@ class Misbehaviour:
             sys.stderr.write(f"behaving: hanging after {done} tool calls ({ctx.method} unanswered)\n")
             sys.stderr.flush()
             block_forever()
-        if ctx.method == "tools/list" and self.crash_after is not None:
+        if ctx.method == "subscriptions/listen":
+            return await STREAMS.serve(STREAMS.until_ended(call_next(ctx), listen_closed(ctx)))
+        if self.fail_listing and ctx.method in ("prompts/list", "resources/list"):
+            from mcp.shared.exceptions import MCPError
+            from mcp_types import INTERNAL_ERROR
+
+            raise MCPError(INTERNAL_ERROR, f"{ctx.method} is broken on purpose")
+        if ctx.method in _LISTINGS and self.crash_after is not None:
             try:
                 return await call_next(ctx)
             finally:
-                self._start_crash_timer()  # a client that lists tools after its handshake is connected now
+                self._arm_crash_timer()  # a client lists everything once, when it connects
         if ctx.method != "tools/call":
             return await call_next(ctx)
         self.calls_arrived += 1
@@ -215,16 +274,138 @@ class Misbehaviour:
             self.calls_answered += 1
 
 
+class Streams:
+    """The server's open event streams (GET streams, listen streams), which `end_streams` ends cleanly."""
+
+    def __init__(self) -> None:
+        self._end: Any = None  # an anyio.Event, made on first use (inside the event loop)
+        self.open = 0  # streams being served now
+
+    @property
+    def ending(self) -> Any:
+        import anyio
+
+        if self._end is None:
+            self._end = anyio.Event()
+        return self._end
+
+    def end_all(self) -> int:
+        """End the streams open now (streams opened later wait for the next call); how many."""
+        ended = self.open
+        self.ending.set()
+        self._end = None
+        return ended
+
+    async def until_ended(self, serving: Any, closing: Any, ending: Any = None) -> Any:
+        """Await `serving` (a stream's handler) unless `end_all` comes first (or `ending` is set):
+        then return `closing`."""
+        import anyio
+
+        ending = self.ending if ending is None else ending
+        result: list[Any] = []
+        async with anyio.create_task_group() as tg:
+
+            async def serve() -> None:
+                result.append(await serving)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(serve)
+            await ending.wait()
+            tg.cancel_scope.cancel()
+        return result[0] if result else closing
+
+    async def serve(self, serving: Any) -> Any:
+        """Await a stream's handler, counted as open meanwhile."""
+        self.open += 1
+        try:
+            return await serving
+        finally:
+            self.open -= 1
+
+
+STREAMS = Streams()
+
+
+def listen_closed(ctx: ServerRequestContext[Any, Any]) -> Any:
+    """The result that ends a listen stream gracefully (the spec's closing frame)."""
+    import mcp_types as types
+    from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY
+
+    return types.SubscriptionsListenResult(_meta={SUBSCRIPTION_ID_META_KEY: ctx.request_id})
+
+
+async def announce(ctx: Context[Any], kind: str) -> None:
+    """Tell clients that a list changed, the way their era listens: a notification on the
+    session (initialize era), an event for `subscriptions/listen` streams (2026-07-28)."""
+    from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+    await getattr(ctx, f"notify_{kind}_changed")()
+    request = ctx.request_context
+    if request.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+        await getattr(request.session, f"send_{kind.rstrip('s')}_list_changed")()
+
+
+def add_dynamic_tools(server: MCPServer[Any]) -> None:
+    """Tools that change what the server offers at run time, and announce it."""
+    # The SDK finds a tool's context parameter by resolving its annotation in this module's globals.
+    global Context
+    from mcp.server.mcpserver import Context
+
+    @server.tool()
+    async def add_tool(name: str, ctx: Context) -> str:
+        """Add a tool `name` (it returns its own name) and announce the change."""
+        server.add_tool(_named(name), name=name, description=f"Added at run time: {name}.")
+        await announce(ctx, "tools")
+        return name
+
+    @server.tool()
+    async def add_prompt(name: str, ctx: Context) -> str:
+        """Add a prompt `name` and announce the change."""
+        server.prompt(name=name, description=f"Added at run time: {name}.")(_named(name))
+        await announce(ctx, "prompts")
+        return name
+
+    @server.tool()
+    async def add_resource(name: str, ctx: Context) -> str:
+        """Add a resource behaving://added/{name} and announce the change."""
+        server.resource(f"behaving://added/{name}", name=name)(_named(name))
+        await announce(ctx, "resources")
+        return name
+
+    @server.tool()
+    def open_streams() -> int:
+        """How many event streams (GET streams, listen streams) are open now."""
+        return STREAMS.open
+
+    @server.tool()
+    def end_streams() -> int:
+        """End every open event stream cleanly (GET streams, listen streams); return how many.
+        The server stays up."""
+        return STREAMS.end_all()
+
+
+def _named(name: str) -> Any:
+    def named() -> str:
+        return name
+
+    return named
+
+
 def build_server(args: argparse.Namespace) -> MCPServer[Any]:
     """The SDK import lives here: everything before it runs without paying for it."""
     import anyio
     from mcp.server.mcpserver import MCPServer
 
+    name, version = HOSTILE_SERVER_INFO if args.hostile_names else (args.name, "1.0.0")
     misbehaviour = Misbehaviour(
-        args.crash_after_calls, args.hang_after_calls, args.exit_code, args.crash_after
+        args.crash_after_calls, args.hang_after_calls, args.exit_code, args.fail_listing, args.crash_after
     )
     server: MCPServer[Any] = MCPServer(
-        name=args.name, version="1.0.0", log_level=args.log_level, middleware=[misbehaviour]
+        name=name,
+        version=version,
+        log_level=args.log_level,
+        middleware=[misbehaviour],
+        subscriptions=False if args.no_listen else None,
     )
 
     @server.tool()
@@ -248,9 +429,65 @@ def build_server(args: argparse.Namespace) -> MCPServer[Any]:
         """Return the server's process id."""
         return os.getpid()
 
+    if args.hostile_names:
+        add_hostile_names(server)
     for i in range(args.extra_tools):
         server.add_tool(_extra_tool(i), name=f"tool_{i}", description=f"Extra tool number {i}.")
+
+    @server.prompt()
+    def greet(name: str) -> str:
+        """Greet someone by name."""
+        return f"Hello, {name}!"
+
+    @server.resource("behaving://readme", name="readme", mime_type="text/plain")
+    def readme() -> str:
+        return "A server that behaves, or misbehaves, as its flags say."
+
+    @server.resource("behaving://items/{item_id}", name="item")
+    def item(item_id: str) -> str:
+        return f"item {item_id}"
+
+    if args.dynamic:
+        add_dynamic_tools(server)
+    for alias in args.alias:
+        server.add_tool(echo, name=alias, description=f"echo, as {alias!r}.")
+    if args.meta_tool:
+        from mcp.server.mcpserver import Context
+
+        def meta(ctx: Context) -> dict[str, Any]:
+            """Return the request's _meta and the Authorization header it came with (HTTP)."""
+            authorization = (ctx.headers or {}).get("authorization")
+            return {"meta": dict(ctx.request_context.meta or {}), "authorization": authorization}
+
+        # The SDK evaluates annotations in the module's globals, where Context is not (imported late).
+        meta.__annotations__ = {"ctx": Context, "return": dict[str, Any]}
+        server.tool()(meta)
+    if args.ask_tool:
+        _add_ask_tool(server)
+
     return server
+
+
+def _add_ask_tool(server: MCPServer[Any]) -> None:
+    """`ask(question)`: a 2026-07-28 tool that needs its caller's input (an InputRequiredResult
+    with one elicitation), then answers with what the caller said."""
+    import mcp_types as types
+    from mcp.server.mcpserver import Context
+
+    def ask(question: str, ctx: Context) -> Any:
+        """Ask the caller `question`; answer with its reply."""
+        answer = (ctx.input_responses or {}).get("question")
+        if answer is None:
+            schema = {"type": "object", "properties": {"reply": {"type": "string"}}, "required": ["reply"]}
+            request = types.ElicitRequest(
+                params=types.ElicitRequestFormParams(message=question, requested_schema=schema)  # type: ignore[arg-type]
+            )
+            return types.InputRequiredResult(input_requests={"question": request}, request_state="asked")
+        assert isinstance(answer, types.ElicitResult)
+        return f"{answer.action}: {(answer.content or {}).get('reply')} (state {ctx.request_state})"
+
+    ask.__annotations__ = {"question": str, "ctx": Context, "return": Any}
+    server.tool()(ask)
 
 
 def _extra_tool(i: int) -> Any:
@@ -258,6 +495,25 @@ def _extra_tool(i: int) -> Any:
         return f"tool_{i}"
 
     return extra
+
+
+def add_hostile_names(server: MCPServer[Any]) -> None:
+    """A tool and a prompt under each of HOSTILE_NAMES; each tool answers with its own name."""
+    import logging
+
+    from mcp.server.mcpserver.prompts.base import Prompt
+
+    logging.getLogger("mcp.shared.tool_name_validation").setLevel(logging.ERROR)  # 19 warnings: noise
+    for name in HOSTILE_NAMES:
+        server.add_tool(_named(name), name=name, description="A tool with a hostile name.")
+        server.add_prompt(Prompt.from_function(_named(name), name=name, description="A hostile prompt name."))
+
+
+def _named(name: str) -> Any:
+    def answer() -> str:
+        return name
+
+    return answer
 
 
 def add_fault_tools(server: MCPServer[Any], transport: str) -> None:
@@ -406,10 +662,12 @@ def serve_http(server: MCPServer[Any], args: argparse.Namespace, sock: socket.so
     if args.transport == "sse":
         app: ASGIApp = server.sse_app(host=args.host)
     else:
-        streamable = server.streamable_http_app(json_response=args.json_response, host=args.host)
+        app = GetStreams(
+            server.streamable_http_app(json_response=args.json_response, host=args.host),
+            refuse=args.refuse_get_stream,
+        )
         if args.also_sse:  # one process, one server, both HTTP transports
-            streamable.router.routes.extend(server.sse_app(host=args.host).routes)
-        app = streamable
+            app = _with_sse(app, server.sse_app(host=args.host))
     if args.http_500_after_calls is not None or args.fault_tools:
         misbehaviour = next(m for m in server.middleware if isinstance(m, Misbehaviour))
         app = HTTPFaults(app, misbehaviour, args.http_500_after_calls, cut=args.fault_tools)
@@ -431,6 +689,20 @@ def serve_http(server: MCPServer[Any], args: argparse.Namespace, sock: socket.so
         timeout_graceful_shutdown=2,
     )
     anyio.run(Server(config).serve, None if sock is None else [sock])
+
+
+def _with_sse(streamable: ASGIApp, sse: ASGIApp) -> ASGIApp:
+    """`--also-sse`: the SSE transport's paths go to its app, everything else (lifespan too) to
+    the streamable-HTTP one."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == "/sse" or path.startswith("/messages/")):
+            await sse(scope, receive, send)
+        else:
+            await streamable(scope, receive, send)
+
+    return app
 
 
 def respawn(args: argparse.Namespace) -> NoReturn:
@@ -486,6 +758,49 @@ def serve(args: argparse.Namespace, sock: socket.socket | None = None) -> None:
         server.run("stdio")
     else:
         serve_http(server, args, sock)
+
+
+class GetStreams:
+    """ASGI wrapper for the standalone GET streams: refuses them (405), or ends them cleanly on cue.
+
+    Ending one tells the app the client went away (its own clean-up path), then finishes
+    the response with a proper last chunk, as a server closing the stream on purpose does.
+    """
+
+    def __init__(self, app: Any, *, refuse: bool) -> None:
+        self.app = app
+        self.refuse = refuse
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        if self.refuse:
+            headers = [(b"allow", b"POST, DELETE")]
+            await send({"type": "http.response.start", "status": 405, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        ending = STREAMS.ending
+        finished = False
+
+        async def receive_until_ended() -> Any:
+            result = await STREAMS.until_ended(receive(), {"type": "http.disconnect"}, ending)
+            if result["type"] == "http.disconnect" and ending.is_set():
+                ended_by_us.append(True)
+            return result
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal finished
+            if ended_by_us:
+                return  # the client is gone as far as the app knows; we finish the response
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                finished = True
+            await send(message)
+
+        ended_by_us: list[bool] = []
+        await STREAMS.serve(self.app(scope, receive_until_ended, tracking_send))
+        if ended_by_us and not finished:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

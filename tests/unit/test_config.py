@@ -829,3 +829,105 @@ def test_bad_foreign_config(data: dict[str, object], expected: list[str]) -> Non
     with pytest.raises(ConfigError) as info:
         parse_config(json.dumps(data), "c.json", {})
     assert info.value.problems == expected
+
+
+# --- the gateway ---------------------------------------------------------------------------------
+
+
+def test_gateway_defaults() -> None:
+    config = parse_config("servers:\n" + FS, SRC, {})
+    gateway = config.sidecar.gateway
+    assert (gateway.max_name_length, gateway.token_env, gateway.allowed_origins, gateway.allowed_hosts) == (
+        64,
+        None,
+        (),
+        (),
+    )
+    assert (gateway.max_sessions, gateway.max_body_bytes) == (1000, 4 * 1024 * 1024)
+    server = config.servers[0].gateway
+    assert (server.prefix, server.include, server.exclude, server.enabled) == (None, (), (), True)
+
+
+def test_gateway_keys_parse() -> None:
+    text = (
+        "sidecar:\n  gateway:\n    max_name_length: 40\n    token_env: GW_TOKEN\n"
+        "    allowed_origins: ['https://app.example.com', 'http://10.0.0.1:*']\n"
+        "    allowed_hosts: ['sidecar.local:9465']\n    max_sessions: 5\n    max_body_bytes: 2048\n"
+        "servers:\n"
+        "  - {name: fs, transport: stdio, command: x,\n"
+        "     gateway: {prefix: '', include: ['read_*'], exclude: [x]}}\n"
+        "  - {name: db, transport: stdio, command: x, gateway: {enabled: false}}\n"
+    )
+    config = parse_config(text, SRC, {"GW_TOKEN": "gateway-token-123"})
+    gateway = config.sidecar.gateway
+    assert gateway.allowed_origins == ("https://app.example.com", "http://10.0.0.1:*")
+    assert (gateway.max_name_length, gateway.token_env, gateway.allowed_hosts) == (
+        40,
+        "GW_TOKEN",
+        ("sidecar.local:9465",),
+    )
+    fs, db = config.servers
+    assert (fs.gateway.prefix, fs.gateway.include, fs.gateway.exclude) == ("", ("read_*",), ("x",))
+    assert db.gateway.enabled is False
+    assert "gateway-token-123" in config.secrets()  # redacted wherever it could appear
+
+
+def test_gateway_server_keys_in_mcp_servers_json() -> None:
+    data = {"mcpServers": {"fs": {"command": "node", "gateway": {"prefix": "files_"}}}}
+    config = parse_config(json.dumps(data), SRC, {})
+    assert config.servers[0].gateway.prefix == "files_"
+
+
+GATEWAY_BAD = [
+    (
+        "bad gateway settings",
+        "sidecar:\n  gateway: {separator: '::', max_name_length: 8, token_env: 1X, max_sessions: 0,\n"
+        "    max_body_bytes: 10, allowed_origins: ['example.com', 'https://a.example/x'],\n"
+        "    allowed_hosts: ['a b']}\n"
+        "servers:\n" + FS,
+        [
+            "x.yaml: sidecar.gateway.separator: may only use letters, digits, _ . -",
+            "x.yaml: sidecar.gateway.max_name_length: must be at least 16",
+            "x.yaml: sidecar.gateway.token_env: must be an environment variable name",
+            "x.yaml: sidecar.gateway.allowed_origins[0]: must be an origin like https://app.example.com, "
+            "optionally with :port or :*",
+            "x.yaml: sidecar.gateway.allowed_origins[1]: must be an origin like https://app.example.com, "
+            "optionally with :port or :*",
+            "x.yaml: sidecar.gateway.allowed_hosts[0]: must be a Host header value like example.com, "
+            "example.com:8080 or example.com:*",
+            "x.yaml: sidecar.gateway.max_sessions: must be at least 1",
+            "x.yaml: sidecar.gateway.max_body_bytes: must be at least 1024",
+        ],
+    ),
+    (
+        "bad server gateway settings",
+        "servers:\n  - {name: fs, transport: stdio, command: x,\n"
+        "     gateway: {prefix: 'a b', include: [''], enabled: maybe, prefx: x}}\n",
+        [
+            "x.yaml: servers[0] (fs).gateway.prefix: may only use letters, digits, _ . -",
+            "x.yaml: servers[0] (fs).gateway.include[0]: must not be empty",
+            "x.yaml: servers[0] (fs).gateway.enabled: must be true or false",
+            "x.yaml: servers[0] (fs).gateway.prefx: unknown key (did you mean 'prefix'?)",
+        ],
+    ),
+    (
+        "server name holding the separator",
+        "servers:\n  - {name: a__b, transport: stdio, command: x}\n"
+        "  - {name: c__d, transport: stdio, command: x, gateway: {prefix: cd_}}\n"
+        "  - {name: e__f, transport: stdio, command: x, gateway: {enabled: false}}\n",
+        [
+            "x.yaml: servers[0] (a__b).name: contains the gateway separator '__'; "
+            "rename it or set its gateway.prefix"
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in GATEWAY_BAD], ids=[c[0] for c in GATEWAY_BAD])
+def test_bad_gateway_config(text: str, expected: list[str]) -> None:
+    assert problems(text) == expected
+
+
+def test_separator_in_a_name_is_fine_with_the_gateway_off() -> None:
+    text = "sidecar: {gateway: {enabled: false}}\nservers:\n  - {name: a__b, transport: stdio, command: x}\n"
+    assert parse_config(text, SRC, {}).servers[0].name == "a__b"

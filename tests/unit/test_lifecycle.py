@@ -24,6 +24,7 @@ from sidecar.lifecycle import (
     Trigger,
     attempt_number,
     decide,
+    drop_at_once,
     opening_moves,
 )
 from sidecar.state import ServerState, ServerStatus
@@ -37,9 +38,7 @@ THREE_THEN_KEEP = Policy(BackoffPolicy(initial=1.0, maximum=8.0, jitter=0.0, max
 
 
 def status(state: ServerState = S.RECONNECTING, **fields: object) -> ServerStatus:
-    return ServerStatus(
-        name="s", transport="stdio", criticality="optional", state=state, since=0.0, **fields
-    )  # type: ignore[arg-type]
+    return ServerStatus(name="s", transport="stdio", criticality="optional", state=state, since=0.0, **fields)  # type: ignore[arg-type]
 
 
 def first() -> Outage:
@@ -103,6 +102,11 @@ CASES = [
          Next.WAIT, 0, ((Dropped, S.DROPPED),)),
     Case("dropped, dropped again: nothing", status(S.DROPPED), outage(0), T.WOKEN, C.DROP, FOREVER, False,
          Next.WAIT, 0, ()),
+    # Dropped at once by `request_drop` (drop_at_once): the task only parks it, saying nothing more.
+    Case("attempt abandoned by a drop made at once", status(S.DROPPED), outage(2), T.ATTEMPT_ENDED, C.DROP,
+         FOREVER, False, Next.WAIT, 0, ()),
+    Case("backoff cut short by a drop made at once", status(S.DROPPED), outage(2), T.BACKOFF_ENDED, C.DROP,
+         FOREVER, False, Next.WAIT, 0, ()),
     Case("woken for nothing", status(S.FAILED), outage(0), T.WOKEN, None, FOREVER, False, Next.WAIT, 0, ()),
 ]  # fmt: skip
 
@@ -164,3 +168,16 @@ def test_steps_are_immutable() -> None:
     step = Step(Next.WAIT, first())
     with pytest.raises(AttributeError):
         step.next = Next.ATTEMPT  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("state", [S.RECONNECTING, S.FAILED])
+def test_a_server_that_is_down_is_dropped_at_once(state: ServerState) -> None:
+    (drop,) = drop_at_once(status(state, consecutive_failures=2))
+    assert (drop.event, drop.state) == (Dropped, S.DROPPED)
+    assert drop.fields == {"reason": "manual"}
+    assert drop.changes == {"consecutive_failures": 0}
+
+
+@pytest.mark.parametrize("state", [S.CONNECTING, S.ACTIVE, S.DROPPED, S.STOPPED])
+def test_other_servers_are_dropped_by_their_task(state: ServerState) -> None:
+    assert drop_at_once(status(state)) == ()

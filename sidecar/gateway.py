@@ -1,0 +1,594 @@
+"""The gateway: one MCP server that offers what the active servers offer, and routes back to them.
+
+A view of the manager plus one way back in: the lists come from the catalog, built from
+the snapshot (never by asking a server while a client waits); calls go through
+`manager.call_tool` (metrics, span, deadline) and `manager.request`. Transport-free:
+`web.gateway_http` serves `Gateway.server` over streamable HTTP.
+
+Change: after any lifecycle event the catalog is rebuilt and compared with what clients
+were last told; a real difference becomes `notifications/*/list_changed` on every
+initialize-era session and an event on every 2026-07-28 `subscriptions/listen` stream,
+once per burst. Lists are always computed from the snapshot of the moment, so a server
+that leaves `active` is gone from the next list even before the notification goes out.
+
+What a server asks of its caller during a call (sampling, elicitation) and tells it (logs,
+resource updates) goes back through `relay.Relay`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import warnings
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
+from importlib.metadata import version
+from typing import Any
+
+import anyio
+import mcp_types as types
+from anyio.abc import TaskGroup, TaskStatus
+from mcp.server.connection import Connection as ClientConnection
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ToolsListChanged,
+)
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from pydantic import TypeAdapter
+
+from .catalog import (
+    Catalog,
+    ListKind,
+    Route,
+    build_catalog,
+    changed_kinds,
+    expose_uri,
+    server_entry,
+)
+from .config import GatewayConfig
+from .connection import CallOptions
+from .errors import ServerUnavailable, ToolCallError
+from .events import HealthCheckFailed, HealthCheckPassed, Subscription, ToolCalled
+from .manager import MCPServerManager
+from .relay import LOG_LEVEL_KEY, LOG_LEVELS, NOTIFY_TIMEOUT, Relay, client_of, is_modern
+from .state import Offerings
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger("sidecar.gateway")
+
+_QUIET = 0.02  # a burst of lifecycle events is over after this long without one
+_MAX_DELAY = 0.2  # and a notification never waits longer than this after the first change
+_INPUT_ROUNDS = 8  # 2026-07-28 input-required rounds relayed for one initialize-era call
+_RETIRED_MAX = 10_000  # names once exposed, remembered to say why a call to one cannot go through
+_RESOURCE_NOT_FOUND = -32002  # the MCP spec's code for resources/read of an unknown URI
+_RESERVED_META = "io.modelcontextprotocol/"  # per-hop envelope keys: never forwarded (trap 6)
+_HOP_META = frozenset({"progressToken", "progress_token", "traceparent", "tracestate"})
+_QUIET_EVENTS = (HealthCheckPassed, HealthCheckFailed, ToolCalled)  # never change what is exposed
+_EMPTY = Offerings()
+_LIST_CHANGED = NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
+_PROMPT_RESULT: TypeAdapter[types.GetPromptResult | types.InputRequiredResult] = TypeAdapter(
+    types.GetPromptResult | types.InputRequiredResult
+)
+_READ_RESULT: TypeAdapter[types.ReadResourceResult | types.InputRequiredResult] = TypeAdapter(
+    types.ReadResourceResult | types.InputRequiredResult
+)
+_EVENTS: dict[ListKind, Any] = {
+    "tools": ToolsListChanged(),
+    "prompts": PromptsListChanged(),
+    "resources": ResourcesListChanged(),
+}
+
+
+class _GatewayServer(Server[Any]):
+    """The SDK server, announcing `listChanged` to initialize-era clients (trap 1: it says
+    false unless asked)."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or _LIST_CHANGED, experimental_capabilities, extensions
+        )
+
+
+def _forwarded_meta(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A caller's `_meta` minus what belongs to its hop: the reserved envelope keys (an upstream
+    would take them for its own), its progress token and trace context (the client adds its own)."""
+    if not meta:
+        return None
+    kept = {k: v for k, v in meta.items() if not k.startswith(_RESERVED_META) and k not in _HOP_META}
+    return kept or None
+
+
+def _returned(result: Any) -> Any:
+    """An upstream result minus the reserved keys of its `_meta` (its serverInfo stamp is not ours)."""
+    meta = getattr(result, "meta", None)
+    if isinstance(meta, dict) and any(key.startswith(_RESERVED_META) for key in meta):
+        kept = {k: v for k, v in meta.items() if not k.startswith(_RESERVED_META)}
+        return result.model_copy(update={"meta": kept or None})
+    return result
+
+
+def _error_result(text: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(text=text)], is_error=True)
+
+
+class Gateway:
+    """The MCP server the agent connects to, over the manager's servers."""
+
+    def __init__(self, manager: MCPServerManager, config: GatewayConfig) -> None:
+        self._manager = manager
+        self._config = config
+        self._inputs: list[tuple[Any, ...]] = []
+        self._catalog = Catalog()
+        self._announced = Catalog()  # what clients were last told about
+        self._retired: dict[str, Route] = {}  # tool and prompt names once exposed
+        self._reported: frozenset[Any] = frozenset()  # collisions already logged
+        self._clients: set[ClientConnection] = set()  # initialize-era sessions, open now
+        self._listeners = 0  # 2026-07-28 listen streams, open now
+        self.list_changed_sent = 0
+        self._bus = InMemorySubscriptionBus()
+        self._listen = ListenHandler(self._bus)
+        self._task_group: TaskGroup | None = None
+        self._relay = Relay(lambda server: manager.config(server).call_timeout, lambda: self._clients)
+        self.server = self._build_server()
+        manager.set_passthrough(self._relay)  # servers connect from now on with the way back
+
+    def _build_server(self) -> Server[Any]:
+        with warnings.catch_warnings():  # logging/setLevel is deprecated in 2026-07-28, alive before
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            server = _GatewayServer(
+                "mcp-sidecar",
+                version=version("mcp-sidecar"),
+                get_tool_input_schema=self._input_schema,  # trap 3: else every call lists every tool
+                on_list_tools=self._list_tools,
+                on_call_tool=self._call_tool,
+                on_list_prompts=self._list_prompts,
+                on_get_prompt=self._get_prompt,
+                on_list_resources=self._list_resources,
+                on_list_resource_templates=self._list_resource_templates,
+                on_read_resource=self._read_resource,
+                on_subscribe_resource=self._subscribe,
+                on_unsubscribe_resource=self._unsubscribe,
+                on_subscriptions_listen=self._subscriptions_listen,
+                on_completion=self._complete,
+                on_set_logging_level=self._set_logging_level,
+            )
+        server.middleware.insert(0, self._middleware)  # outermost: before the SDK's span is made
+        return server
+
+    # -- what is exposed ------------------------------------------------------------------------
+
+    def catalog(self) -> Catalog:
+        """The catalog of this moment's snapshot (rebuilt only when an input changed)."""
+        manager = self._manager
+        live = manager.tools()
+        inputs = []
+        for status in manager.statuses():
+            # Until the core fills `offerings` (branch core-streams), the live tool list. Either is
+            # replaced, never mutated, when it changes: compared by identity below.
+            source = status.offerings if status.offerings != _EMPTY else live.get(status.name, ())
+            inputs.append((status.name, status.active, source, manager.config(status.name)))
+        if len(inputs) != len(self._inputs) or any(
+            a[:2] != b[:2] or a[2] is not b[2] or a[3] is not b[3]
+            for a, b in zip(inputs, self._inputs, strict=True)
+        ):
+            self._inputs = inputs
+            entries = [
+                server_entry(
+                    config,
+                    self._config,
+                    active,
+                    source if isinstance(source, Offerings) else Offerings(tools=source),
+                )
+                for _, active, source, config in inputs
+            ]
+            self._catalog = build_catalog(entries, self._config.max_name_length)
+            self._remember(self._catalog)
+        return self._catalog
+
+    def _remember(self, catalog: Catalog) -> None:
+        for name, (_, route) in (*catalog.tools.items(), *catalog.prompts.items()):
+            self._retired[name] = route
+        while len(self._retired) > _RETIRED_MAX:
+            del self._retired[next(iter(self._retired))]
+
+    def report(self) -> dict[str, Any]:
+        """What `/health/mcp` and the status page show of the gateway."""
+        catalog = self.catalog()
+        counts = catalog.exposed_counts()
+        names: dict[str, list[str]] = {name: [] for name in counts}
+        for exposed, (_, route) in catalog.tools.items():
+            names[route.server].append(exposed)
+        return {
+            "listen": self._config.listen,
+            "path": self._config.path,
+            "sessions": self.sessions(),
+            "list_changed_sent": self.list_changed_sent,
+            "servers": {name: {**count, "tool_names": names[name]} for name, count in counts.items()},
+            "collisions": [dataclasses.asdict(collision) for collision in catalog.collisions],
+        }
+
+    def sessions(self) -> dict[str, int]:
+        """Clients connected now, by era: initialize-era sessions, and 2026-07-28 listen streams
+        (that era has no sessions; a listening client is one that hears about changes)."""
+        return {"legacy": len(self._clients), "2026-07-28": self._listeners}
+
+    # -- change --------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Follow the manager's events and tell every client what changed, until cancelled
+        (or the manager's bus ends)."""
+        with self._manager.subscribe(max_buffer=10_000) as subscription:
+            async with anyio.create_task_group() as tg:
+                self._task_group = tg
+                self._announced = self.catalog()
+                task_status.started()
+                ended = False
+                while not ended:
+                    try:
+                        event = await subscription.receive()
+                    except (anyio.EndOfStream, anyio.ClosedResourceError):
+                        break
+                    if isinstance(event, _QUIET_EVENTS):
+                        continue
+                    ended = await _settle(subscription)
+                    try:
+                        await self.announce()
+                    except Exception:  # a bug here must cost the notification, never the sidecar
+                        log.exception("gateway: announcing a change failed")
+                tg.cancel_scope.cancel()
+
+    async def announce(self) -> frozenset[ListKind]:
+        """Compare the catalog with what clients were told; tell them what changed."""
+        catalog = self.catalog()
+        kinds = changed_kinds(self._announced, catalog)
+        self._announced = catalog
+        self._log_collisions(catalog)
+        if kinds:
+            await self._notify(kinds)
+        return kinds
+
+    def _log_collisions(self, catalog: Catalog) -> None:
+        current = frozenset(catalog.collisions)
+        for collision in catalog.collisions:
+            if collision not in self._reported:
+                log.warning(
+                    "gateway name collision: %s %r of server %r is not exposed; server %r has that name",
+                    collision.kind,
+                    collision.name,
+                    collision.loser,
+                    collision.winner,
+                )
+        self._reported = current
+
+    async def _notify(self, kinds: frozenset[ListKind]) -> None:
+        async def tell(client: ClientConnection) -> None:
+            with anyio.move_on_after(NOTIFY_TIMEOUT):
+                for kind in sorted(kinds):
+                    await client.notify(f"notifications/{kind}/list_changed", None)  # never raises
+                    self.list_changed_sent += 1
+
+        async with anyio.create_task_group() as tg:
+            for client in tuple(self._clients):
+                tg.start_soon(tell, client)
+        for kind in sorted(kinds):
+            self.list_changed_sent += self._listeners
+            await self._bus.publish(_EVENTS[kind])
+
+    async def close(self) -> None:
+        """End the listen streams gracefully (the HTTP side ends the sessions)."""
+        self._listen.close()
+        await anyio.lowlevel.checkpoint()
+
+    # -- sessions and trace context ------------------------------------------------------------
+
+    async def _middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method == "notifications/initialized":
+            result = await call_next(ctx)
+            self._track(client_of(ctx.session))
+            return result
+        request = ctx.request
+        if (
+            request is not None
+            and ctx.request_id is not None
+            and not (ctx.meta and "traceparent" in ctx.meta)
+        ):
+            # Trap 8: the SDK reads the caller's trace only from `_meta`; a W3C header counts too.
+            headers = getattr(request, "headers", {})
+            carried = {key: headers[key] for key in ("traceparent", "tracestate") if key in headers}
+            if carried:
+                ctx = dataclasses.replace(ctx, meta={**(ctx.meta or {}), **carried})  # type: ignore[typeddict-item]
+        return await call_next(ctx)
+
+    def _track(self, client: ClientConnection) -> None:
+        if client in self._clients:
+            return
+        self._clients.add(client)
+        # Only the connection's exit stack says when a session ends (trap 2).
+        client.exit_stack.callback(self._forget, client)
+
+    def _forget(self, client: ClientConnection) -> None:
+        self._clients.discard(client)
+        for key in self._relay.forget(client):
+            if self._task_group is not None:
+                self._task_group.start_soon(self._upstream_unsubscribe, *key)
+
+    # -- tools -----------------------------------------------------------------------------------
+
+    def _input_schema(self, name: str) -> Mapping[str, Any] | None:
+        entry = self.catalog().tools.get(name)
+        return None if entry is None else entry[0].input_schema
+
+    async def _list_tools(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=self.catalog().list_tools())
+
+    def _unroutable(self, kind: str, name: str) -> str | None:
+        """Why `name`, once exposed, cannot be used now (its server is not active), or None."""
+        route = self._retired.get(name)
+        if route is None:
+            return None
+        try:
+            status = self._manager.status(route.server)
+        except ServerUnavailable:
+            return f"{kind} {name!r}: server {route.server!r} is no longer configured"
+        if status.active:
+            return None
+        reason = status.state.value + (f": {status.last_error}" if status.last_error else "")
+        return f"{kind} {name!r} is not available: server {route.server!r} is {reason}"
+
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        name = params.name
+        route = self.catalog().route_tool(name)
+        if route is None:
+            why = self._unroutable("tool", name)
+            if why is not None:
+                return _error_result(why)
+            raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {name}")
+        meta = _forwarded_meta(ctx.meta)
+
+        async def send(responses: types.InputResponses | None, state: str | None) -> Any:
+            options = CallOptions(
+                progress=self._progress(ctx), input_responses=responses, request_state=state
+            )
+            return await self._manager.call_tool(
+                route.server, route.name, params.arguments, meta=meta, options=options
+            )
+
+        try:
+            async with self._relay.in_call(ctx, route.server):
+                return _returned(await self._drive(ctx, send, params.input_responses, params.request_state))
+        except ServerUnavailable as exc:
+            return _error_result(f"tool {name!r} is not available: {exc}")
+        except ToolCallError as exc:
+            return _error_result(f"tool {name!r} failed on server {route.server!r}: {exc}")
+
+    def _progress(self, ctx: ServerRequestContext[Any, Any]) -> Callable[..., Awaitable[None]] | None:
+        """Pass a server's progress for this call on to its caller, if the caller asked for it."""
+        if not ctx.meta or ("progressToken" not in ctx.meta and "progress_token" not in ctx.meta):
+            return None
+
+        async def progress(progress: float, total: float | None, message: str | None) -> None:
+            with suppress(Exception), anyio.move_on_after(NOTIFY_TIMEOUT):
+                await ctx.session.report_progress(progress, total, message)
+
+        return progress
+
+    async def _drive(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        send: Callable[[types.InputResponses | None, str | None], Awaitable[Any]],
+        responses: types.InputResponses | None,
+        state: str | None,
+    ) -> Any:
+        """Send, and relay 2026-07-28 input-required rounds: back to a 2026-07-28 caller as they
+        are; asked of an initialize-era caller here (its sampling and elicitation), then resent."""
+        result = await send(responses, state)
+        for _ in range(_INPUT_ROUNDS):
+            if not isinstance(result, types.InputRequiredResult) or is_modern(ctx):
+                return result
+            answers: dict[str, Any] = {}
+            for key, request in (result.input_requests or {}).items():
+                answers[key] = await self._relay.ask(
+                    ctx.session, ctx.request_id, client_of(ctx.session), request
+                )
+            result = await send(answers, result.request_state)
+        if isinstance(result, types.InputRequiredResult):
+            raise MCPError(
+                types.INTERNAL_ERROR, f"the server still needed input after {_INPUT_ROUNDS} rounds"
+            )
+        return result
+
+    # -- prompts -------------------------------------------------------------------------------
+
+    async def _list_prompts(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        return types.ListPromptsResult(prompts=self.catalog().list_prompts())
+
+    async def _get_prompt(
+        self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult | types.InputRequiredResult:
+        route = self.catalog().route_prompt(params.name)
+        if route is None:
+            raise MCPError(
+                types.INVALID_PARAMS,
+                self._unroutable("prompt", params.name) or f"Unknown prompt: {params.name}",
+            )
+        meta = _forwarded_meta(ctx.meta)
+
+        async def send(responses: types.InputResponses | None, state: str | None) -> Any:
+            request = types.GetPromptRequest(
+                params=types.GetPromptRequestParams(
+                    name=route.name,
+                    arguments=params.arguments,
+                    input_responses=responses,
+                    request_state=state,
+                    _meta=meta,
+                )
+            )
+            return await self._request(route.server, request, _PROMPT_RESULT)
+
+        async with self._relay.in_call(ctx, route.server):
+            return _returned(await self._drive(ctx, send, params.input_responses, params.request_state))
+
+    async def _request(self, server: str, request: Any, result_type: Any) -> Any:
+        """A request to one server; its failures as the JSON-RPC errors a client understands."""
+        try:
+            return await self._manager.request(server, request, result_type)
+        except (ServerUnavailable, ToolCallError) as exc:
+            raise MCPError(types.INTERNAL_ERROR, str(exc)) from None
+
+    # -- resources -----------------------------------------------------------------------------
+
+    async def _list_resources(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=self.catalog().list_resources())
+
+    async def _list_resource_templates(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(resource_templates=self.catalog().list_resource_templates())
+
+    def _route_uri(self, uri: str) -> tuple[Route, str]:
+        """The owner of `uri` and the prefix its URIs are shown with; unknown: RESOURCE_NOT_FOUND."""
+        catalog = self.catalog()
+        route = catalog.route_resource(uri)
+        if route is None:
+            raise MCPError(_RESOURCE_NOT_FOUND, f"Resource not found: {uri}", data={"uri": uri})
+        prefix = next(server.prefix for server in catalog.servers if server.name == route.server)
+        return route, prefix
+
+    async def _read_resource(
+        self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult | types.InputRequiredResult:
+        route, prefix = self._route_uri(params.uri)
+        meta = _forwarded_meta(ctx.meta)
+
+        async def send(responses: types.InputResponses | None, state: str | None) -> Any:
+            request = types.ReadResourceRequest(
+                params=types.ReadResourceRequestParams(
+                    uri=route.name, input_responses=responses, request_state=state, _meta=meta
+                )
+            )
+            return await self._request(route.server, request, _READ_RESULT)
+
+        async with self._relay.in_call(ctx, route.server):
+            result = _returned(await self._drive(ctx, send, params.input_responses, params.request_state))
+        if isinstance(result, types.ReadResourceResult):  # contents name the URIs the client knows
+            contents = [
+                c.model_copy(update={"uri": expose_uri(route.server, c.uri, prefix)}) for c in result.contents
+            ]
+            result = result.model_copy(update={"contents": contents})
+        return result
+
+    async def _subscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
+    ) -> types.EmptyResult:
+        route, _ = self._route_uri(params.uri)
+        client = client_of(ctx.session)
+        self._track(client)
+        if self._relay.subscribe(route.server, route.name, client, params.uri):
+            try:
+                request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=route.name))
+                await self._request(route.server, request, types.EmptyResult)
+            except BaseException:
+                self._relay.unsubscribe(route.server, route.name, client)
+                raise
+        return types.EmptyResult()
+
+    async def _unsubscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
+    ) -> types.EmptyResult:
+        route, _ = self._route_uri(params.uri)
+        if self._relay.unsubscribe(route.server, route.name, client_of(ctx.session)):
+            await self._upstream_unsubscribe(route.server, route.name)
+        return types.EmptyResult()
+
+    async def _upstream_unsubscribe(self, server: str, uri: str) -> None:
+        with suppress(Exception):
+            request = types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri))
+            await self._manager.request(server, request, types.EmptyResult)
+
+    async def _subscriptions_listen(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams
+    ) -> types.SubscriptionsListenResult:
+        self._listeners += 1
+        try:
+            return await self._listen(ctx, params)
+        finally:
+            self._listeners -= 1
+
+    # -- completion and logging ------------------------------------------------------------------
+
+    async def _complete(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams
+    ) -> types.CompleteResult:
+        ref = params.ref
+        if isinstance(ref, types.PromptReference):
+            route = self.catalog().route_prompt(ref.name)
+            if route is None:
+                raise MCPError(types.INVALID_PARAMS, f"Unknown prompt: {ref.name}")
+            upstream_ref: Any = ref.model_copy(update={"name": route.name})
+        else:
+            route, _ = self._route_uri(ref.uri)
+            upstream_ref = ref.model_copy(update={"uri": route.name})
+        request = types.CompleteRequest(
+            params=types.CompleteRequestParams(
+                ref=upstream_ref,
+                argument=params.argument,
+                context=params.context,
+                _meta=_forwarded_meta(ctx.meta),
+            )
+        )
+        return _returned(await self._request(route.server, request, types.CompleteResult))
+
+    async def _set_logging_level(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams
+    ) -> types.EmptyResult:
+        """Remember the client's level (messages are filtered per client) and ask every active
+        server for the most verbose level any client wants."""
+        client = client_of(ctx.session)
+        client.state[LOG_LEVEL_KEY] = params.level
+        self._track(client)
+        wanted = [c.state[LOG_LEVEL_KEY] for c in self._clients if c.state.get(LOG_LEVEL_KEY) in LOG_LEVELS]
+        level = min(wanted, key=LOG_LEVELS.index, default=params.level)
+        request = types.SetLevelRequest(params=types.SetLevelRequestParams(level=level))
+
+        async def tell(server: str) -> None:
+            with suppress(Exception):
+                await self._manager.request(server, request, types.EmptyResult)
+
+        async with anyio.create_task_group() as tg:
+            for server in self._manager.active_servers:
+                tg.start_soon(tell, server)
+        return types.EmptyResult()
+
+
+async def _settle(subscription: Subscription) -> bool:
+    """Let a burst of events pass (quiet for `_QUIET`, at most `_MAX_DELAY`); True if the bus ended."""
+    deadline = anyio.current_time() + _MAX_DELAY
+    while (wait := min(_QUIET, deadline - anyio.current_time())) > 0:
+        with anyio.move_on_after(wait) as quiet:
+            try:
+                await subscription.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                return True
+        if quiet.cancelled_caught:
+            break
+    return False
