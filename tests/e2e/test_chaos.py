@@ -74,10 +74,13 @@ def test_a_sidecar_under_fire_keeps_answering_and_counting(
         assert calls[name].status == 502, (name, calls[name].status, calls[name].body)
     assert calls["garbage-stdio"].text() == "ok"
     assert calls["e500-http"].status == 200  # the last call before its 500s
-    # A restart behind the same port: the old session's call meets the 404 (the server's
-    # JSON-RPC error), then the sidecar starts a new session with the new process.
-    assert calls["gone-http"].status == 502 and "error" in calls["gone-http"].json()
-    assert calls["gone-http/after"].json()["structuredContent"]["result"] == report.pids["gone-http"][-1]
+    # A restart behind the same port: the sidecar started a new session with the new process. A
+    # call made meanwhile met the 404 on the old session (the server's JSON-RPC error), or the
+    # server reconnecting, or the new session already.
+    new_pid = report.pids["gone-http"][-1]
+    assert calls["gone-http/after"].json()["structuredContent"]["result"] == new_pid
+    meanwhile = calls["gone-http"]
+    assert meanwhile.status in (502, 503) or meanwhile.json()["structuredContent"]["result"] == new_pid
     assert len(report.pids["gone-http"]) == 2 and len(report.pids["kill-stdio"]) >= 2
 
     # No exception escaped anywhere in the sidecar; SIGTERM ended it at once, and everything
