@@ -1,5 +1,5 @@
 """Chaos, per transport (issue #11, item 3): how promptly `/livez` and `/metrics` answer while
-31 servers fail in every way at once, and whether every invariant held.
+32 servers fail in every way at once, and whether every invariant held.
 
 Runs the scenario of tests/e2e/chaos.py (the same one tests/e2e/test_chaos.py asserts on)
 through the real `mcp-sidecar run`: healthy servers beside faulty ones over stdio,

@@ -53,11 +53,17 @@ def poll(base: str, path: str, period: float, stop: threading.Event, out: thread
 def main(argv: list[str]) -> int:
     base, specs = argv[0], argv[1:]
     stop, out = threading.Event(), threading.Lock()
+    threads = []
     for spec in specs:
         path, _, period = spec.partition("=")
-        threading.Thread(target=poll, args=(base, path, float(period), stop, out), daemon=True).start()
+        threads.append(
+            threading.Thread(target=poll, args=(base, path, float(period), stop, out), daemon=True)
+        )
+        threads[-1].start()
     sys.stdin.read()  # until the parent closes it, or dies
     stop.set()
+    for thread in threads:  # a line half written at exit would be a broken record
+        thread.join(_TIMEOUT + 1)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Chaos, per transport, through the real CLI: faulty servers beside healthy ones (tests/e2e/chaos.py).
 
-One `mcp-sidecar run` supervises 31 servers over stdio, streamable HTTP and SSE. Each
+One `mcp-sidecar run` supervises 32 servers over stdio, streamable HTTP and SSE. Each
 faulty one shows one fault: SIGKILL; SIGSTOP then SIGCONT; a crash loop; a crash or a
 hang during the handshake; garbage on stdout; a 10 MB answer; a call slower than its
 deadline; HTTP 500; a restart that loses the session (404); connection refused; an answer
@@ -31,11 +31,13 @@ from .harness import Sidecars
 if TYPE_CHECKING:
     from conftest import Service
 
-# The issue's claim is 100 ms; its benchmark (benchmarks/bench_chaos.py) measures that. Here,
-# a bound that holds on a busy two-core host: with ~15 runnable processes the sidecar gets a
-# seventh of a core, and answers took up to 1.7 s there without any blocked loop, while a
-# loop blocked for seconds still fails the test.
-LATENCY_BOUND = 2.0
+# The issue's claim is 100 ms; its benchmark (benchmarks/bench_chaos.py) measures that. Here:
+# 1 s of the sidecar's own time. On a crowded two-core host its loop waits for a CPU most of
+# the time it wants one (60-85% in the benchmark's runs), which stretches every answer by the
+# same factor, so the bound is stretched by it too (from /proc/PID/schedstat over the faults),
+# up to a hard ceiling. A loop blocked for a second still fails on a quiet host.
+LATENCY_BOUND = 1.0
+LATENCY_CEILING = 5.0
 
 
 @pytest.mark.timeout(150)  # startup <= 60 s and settling <= 30 s even on a crowded host; ~35 s usually
@@ -52,14 +54,17 @@ def test_a_sidecar_under_fire_keeps_answering_and_counting(
 
     # Every sample of every endpoint: invariants held, answers came, and came quickly.
     assert not report.violations, "\n".join(report.violations[:20])
+    stretch = (report.sidecar_ran + report.sidecar_waited) / max(report.sidecar_ran, 1e-3)
+    bound = min(LATENCY_BOUND * stretch, LATENCY_CEILING)
     for path in ("/livez", "/metrics"):
         assert not report.failures[path], report.failures[path][:5]
-        when, slowest = max(report.latencies[path], key=lambda sample: sample[1])
-        assert slowest < LATENCY_BOUND, f"{path}: {slowest:.2f}s at {when:.2f}s of the run:\n{timeline}"
         during = report.latencies_between(path, *report.faults)
         assert len(during) >= report.faults[1] - report.faults[0], (
-            f"{path}: {len(during)} samples during faults"
+            f"{path}: {len(during)} samples in the faults"
         )
+        assert max(during) < bound, f"{path}: {max(during):.2f}s (bound {bound:.2f}s):\n{timeline}"
+        when, slowest = max(report.latencies[path], key=lambda sample: sample[1])
+        assert slowest < LATENCY_CEILING, f"{path}: {slowest:.2f}s at {when:.2f}s of the run:\n{timeline}"
     assert report.samples["/health/mcp"] >= 20
 
     # The calls that drove the faults answered as each fault implies.
@@ -77,16 +82,21 @@ def test_a_sidecar_under_fire_keeps_answering_and_counting(
     # A restart behind the same port: the sidecar started a new session with the new process. A
     # call made meanwhile met the 404 on the old session (the server's JSON-RPC error), or the
     # server reconnecting, or the new session already.
-    new_pid = report.pids["gone-http"][-1]
-    assert calls["gone-http/after"].json()["structuredContent"]["result"] == new_pid
-    meanwhile = calls["gone-http"]
-    assert meanwhile.status in (502, 503) or meanwhile.json()["structuredContent"]["result"] == new_pid
-    assert len(report.pids["gone-http"]) == 2 and len(report.pids["kill-stdio"]) >= 2
+    for name in ("gone-http", "gone-http-nostream"):
+        new_pid = report.pids[name][-1]
+        assert len(report.pids[name]) == 2
+        assert calls[f"{name}/after"].json()["structuredContent"]["result"] == new_pid
+        meanwhile = calls[name]
+        assert meanwhile.status in (502, 503) or meanwhile.json()["structuredContent"]["result"] == new_pid
+    # Without an event stream nothing tells the sidecar before its probes: the call meets the 404.
+    assert calls["gone-http-nostream"].status == 502 and "error" in calls["gone-http-nostream"].json()
+    assert len(report.pids["kill-stdio"]) >= 2
 
     # No exception escaped anywhere in the sidecar; SIGTERM ended it at once, and everything
     # it ever started (seen as its children during the run) ended with it.
     assert not report.forbidden_log_lines(), report.forbidden_log_lines()[:5]
-    assert report.exit_code == 0 and report.exit_seconds < 5, (report.exit_code, report.exit_seconds)
+    # (The shutdown budget is 1.8 s; on a crowded host the process's own exit took up to 4.4 s.)
+    assert report.exit_code == 0 and report.exit_seconds < 8, (report.exit_code, report.exit_seconds)
     assert report.children_seen >= 10 and not report.leftovers, report.leftovers
 
 
