@@ -350,9 +350,12 @@ class Chaos:
         self.report.steps.append((self.now(), text))
         self.say(f"{self.now():6.2f}s  {text}")
 
-    def run(self, startup_timeout: float = 120.0, settle_timeout: float = 30.0) -> Report:
-        """Start everything, wait for the servers that can connect, inject every fault, wait for
-        their effects, stop the sidecar with SIGTERM, and return what was seen."""
+    def run(
+        self, startup_timeout: float = 120.0, settle_timeout: float = 30.0, steady: float = 0.0
+    ) -> Report:
+        """Start everything, wait for the servers that can connect (then `steady` seconds more, with
+        only the faults that never stop: handshakes, crash loops), inject every other fault, wait
+        for their effects, stop the sidecar with SIGTERM, and return what was seen."""
         report = self.report
         self.started = time.monotonic()
         for service in self.services.values():
@@ -370,6 +373,7 @@ class Chaos:
             ):
                 report.up_at = self.now()
                 poller.healthy_from = report.samples["/metrics"]
+                time.sleep(steady)
                 self._faults(settle_timeout)
         finally:
             poller.stop()
