@@ -6,6 +6,10 @@ NPM_CACHE := .cache/npm
 # Reference MCP servers nobody here wrote, pinned; installed into a cache folder so tests
 # run them with node and never fetch anything at test time.
 NPM_SERVERS := @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31
+# The MCP conformance suite (its CLI imports fs.globSync, Node >= 22; on Node 20 the install
+# step points that import at npm glob@11 instead) and the glob it needs.
+NPM_TOOLS := @modelcontextprotocol/conformance@0.1.16 glob@11.1.0
+CONFORMANCE_JS := $(NPM_CACHE)/node_modules/@modelcontextprotocol/conformance/dist/index.js
 DEMO_HTTP_PORT := 8765
 
 .PHONY: run test lint unit bench bench-baseline clean
@@ -18,7 +22,8 @@ $(BIN)/.installed: pyproject.toml
 
 $(NPM_CACHE)/.installed: Makefile
 	mkdir -p $(NPM_CACHE)
-	npm install --prefix $(NPM_CACHE) --no-audit --no-fund --no-package-lock --loglevel=error $(NPM_SERVERS)
+	npm install --prefix $(NPM_CACHE) --no-audit --no-fund --no-package-lock --loglevel=error $(NPM_SERVERS) $(NPM_TOOLS)
+	sed -i -E 's/import\{([^}]*),globSync as ([A-Za-z_$$]+),([^}]*)\}from"fs";/import{\1,\3}from"fs";import{globSync as \2}from"glob";/' $(CONFORMANCE_JS)
 	touch $@
 
 run: $(BIN)/.installed
