@@ -51,12 +51,17 @@ class Check:
 
 @dataclass(frozen=True)
 class SuiteRun:
+    """One run of the suite: its verdicts (what counts), exit code and console output."""
+
     checks: tuple[Check, ...]
     returncode: int
     output: str  # stdout and stderr, for the failure message
 
     def count(self, status: str) -> int:
         return sum(1 for check in self.checks if check.status == status)
+
+    def __repr__(self) -> str:  # pytest shows it in assertion messages: the counts, not 40 checks
+        return f"SuiteRun({self.summary().splitlines()[0]}, returncode={self.returncode})"
 
     def summary(self) -> str:
         failed = [f"{c.scenario}/{c.id}: {c.message}" for c in self.checks if c.status != "SUCCESS"]

@@ -24,7 +24,6 @@ os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")  # traces go to the 
 
 from agents import Agent, Model, Runner, RunResult, set_tracing_disabled
 from agents.mcp import MCPServerStreamableHttp
-from mcp.client.session import MessageHandlerFnT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scripted_model import Answer, CallTool, ScriptedModel
@@ -39,17 +38,16 @@ INSTRUCTIONS = (
 )
 
 
-def gateway_server(
-    url: str = GATEWAY_URL, *, timeout: float = 30.0, message_handler: MessageHandlerFnT | None = None
-) -> MCPServerStreamableHttp:
+def gateway_server(url: str = GATEWAY_URL, *, timeout: float = 30.0) -> MCPServerStreamableHttp:
     """The agent's one MCP server: the gateway, tool list fetched fresh on every turn.
-    `message_handler` sees what the gateway pushes (`notifications/tools/list_changed` ...)."""
+
+    Not cached: on mcp 2.x the SDK negotiates 2026-07-28 with the gateway and never opens a
+    `subscriptions/listen` stream, so it is not told when the list changes; it has to ask."""
     return MCPServerStreamableHttp(
         params={"url": url, "timeout": timeout},
         name="mcp-sidecar",
-        cache_tools_list=False,  # the gateway's list changes when servers come and go
+        cache_tools_list=False,
         client_session_timeout_seconds=timeout,
-        message_handler=message_handler,
     )
 
 

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -72,34 +73,56 @@ def upstream(log: Path, *flags: str) -> Iterator[tuple[subprocess.Popen[bytes], 
         process.wait(10)
 
 
+@dataclass(frozen=True)
+class Reference:
+    """The upstream as a client sees it directly: its verdicts and what it lists."""
+
+    run: SuiteRun
+    offer: dict[str, list[str]]
+
+
+async def _offer(url: str) -> dict[str, list[str]]:
+    """Names of the tools and prompts, URIs of the resources and templates, listed at `url`."""
+    from mcp import Client
+
+    with anyio.fail_after(10):
+        async with Client(url, mode="legacy") as client:
+            templates = (await client.list_resource_templates()).resource_templates
+            return {
+                "tools": sorted(t.name for t in (await client.list_tools()).tools),
+                "prompts": sorted(p.name for p in (await client.list_prompts()).prompts),
+                "resources": sorted(str(r.uri) for r in (await client.list_resources()).resources),
+                "templates": sorted(t.uri_template for t in templates),
+            }
+
+
+def offer(url: str) -> dict[str, list[str]] | None:
+    """What `url` lists, or None while it does not answer."""
+    try:
+        return anyio.run(_offer, url)
+    except Exception:
+        return None
+
+
 @pytest.fixture(scope="module")
-def direct(suite_node: str, tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
+def direct(suite_node: str, tmp_path_factory: pytest.TempPathFactory) -> Reference:
     """The whole active suite against the upstream, no gateway: the reference for the rest."""
     tmp = tmp_path_factory.mktemp("direct")
     with upstream(tmp / "upstream.log") as (_, port):
-        return run_suite(suite_node, f"http://{LOCALHOST}:{port}/mcp", tmp / "results")
+        url = f"http://{LOCALHOST}:{port}/mcp"
+        listed = offer(url)
+        assert listed is not None, "the upstream does not answer its lists"
+        return Reference(run_suite(suite_node, url, tmp / "results"), listed)
 
 
-def test_every_active_check_passes_directly(direct: SuiteRun) -> None:
-    assert direct.count("FAILURE") == 0 and direct.count("WARNING") == 0, direct.summary()
-    assert direct.count("SUCCESS") >= ACTIVE_CHECKS, f"{direct.summary()}\n{direct.output[-3000:]}"
-    assert direct.returncode == 0, direct.output[-3000:]
-    assert len({check.scenario for check in direct.checks}) >= 30
-
-
-def _gateway_lists(url: str) -> bool:
-    """True once the gateway's tools/list offers the upstream's tools, unprefixed."""
-    from mcp import Client
-
-    async def names() -> set[str]:
-        with anyio.fail_after(5):
-            async with Client(url, mode="legacy") as client:
-                return {tool.name for tool in (await client.list_tools()).tools}
-
-    try:
-        return "test_simple_text" in anyio.run(names)
-    except Exception:
-        return False
+def test_every_active_check_passes_directly(direct: Reference) -> None:
+    run = direct.run
+    assert run.count("FAILURE") == 0 and run.count("WARNING") == 0, run.summary()
+    assert run.count("SUCCESS") >= ACTIVE_CHECKS, f"{run.summary()}\n{run.output[-3000:]}"
+    assert run.returncode == 0, run.output[-3000:]
+    assert len({check.scenario for check in run.checks}) >= 30
+    counts = {kind: len(names) for kind, names in direct.offer.items()}
+    assert counts == {"tools": 13, "prompts": 4, "resources": 3, "templates": 1}
 
 
 def _upstream_entry(transport: str, protocol: str, url: str | None) -> str:
@@ -121,12 +144,12 @@ def _upstream_entry(transport: str, protocol: str, url: str | None) -> str:
 def test_what_passes_directly_passes_through_the_gateway(
     transport: str,
     protocol: str,
-    direct: SuiteRun,
+    direct: Reference,
     suite_node: str,
     tmp_path: Path,
     sidecars: Callable[..., SidecarProcess],
 ) -> None:
-    assert direct.count("SUCCESS") >= ACTIVE_CHECKS, direct.summary()
+    assert direct.run.count("SUCCESS") >= ACTIVE_CHECKS, direct.run.summary()
     ops, gateway_port = free_port(), free_port()
     gateway_url = f"http://{LOCALHOST}:{gateway_port}/mcp"
     with contextlib.ExitStack() as stack:
@@ -137,17 +160,24 @@ def test_what_passes_directly_passes_through_the_gateway(
         gateway = f"  gateway: {{listen: '{LOCALHOST}:{gateway_port}', path: /mcp}}\n"
         config = write_config(tmp_path, ops, _upstream_entry(transport, protocol, url), gateway)
         sidecar = sidecars(config)
+        stack.callback(lambda: print(f"sidecar log:\n{sidecar.logs()[-3000:]}"))  # shown on failure
         wait_for(
             lambda: (h := health(ops)) is not None and h["active"] == ["conformance"],
             30,
             "the upstream to be active",
         )
-        wait_for(lambda: _gateway_lists(gateway_url), 15, "the gateway to list the upstream's tools")
+        wait_for(
+            lambda: (o := offer(gateway_url)) is not None and o["tools"] == direct.offer["tools"],
+            15,
+            "the gateway to list the upstream's tools",
+        )
+        listed = offer(gateway_url)
         through = run_suite(suite_node, gateway_url, tmp_path / "results")
-        missing = lost(direct.checks, through.checks)
+        missing = lost(direct.run.checks, through.checks)
         assert not missing, f"pass directly, not through the gateway: {missing}\n{through.summary()}"
         assert through.count("FAILURE") == 0, through.summary()
-        assert sidecar.returncode is None, sidecar.logs()[-3000:]
+        assert listed == direct.offer  # names unchanged with prefix "", nothing missing
+        assert sidecar.returncode is None
 
 
 # -- reading the suite's verdicts (no suite run) -----------------------------------------------------

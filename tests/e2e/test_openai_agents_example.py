@@ -104,6 +104,7 @@ async def test_through_the_gateway_a_killed_servers_tools_leave_the_agent(
     tmp_path: Path,
 ) -> None:
     import mcp_types as types
+    from mcp import Client
 
     agent, scripted = helpdesk
     directory, tickets = await enterprise("directory"), await enterprise("tickets")
@@ -130,25 +131,32 @@ async def test_through_the_gateway_a_killed_servers_tools_leave_the_agent(
     async def on_message(message: Any) -> None:
         pushed.append(message)
 
+    def told_list_changed() -> bool:
+        return any(isinstance(getattr(m, "root", m), types.ToolListChangedNotification) for m in pushed)
+
     url = f"http://{LOCALHOST}:{gateway_port}/mcp"
     model = scripted.ScriptedModel(
         agent.demo_script("Ada Lovelace", "ada@example.com", "Laptop will not boot")
     )
-    async with agent.gateway_server(url, message_handler=on_message) as server:
+    # Beside the agent, an initialize-era client: the one kind the gateway can push a change to
+    # unasked (the agents SDK speaks 2026-07-28 to it and opens no `subscriptions/listen`).
+    async with (
+        agent.gateway_server(url) as server,
+        Client(url, mode="legacy", message_handler=on_message) as watcher,
+    ):
         with anyio.fail_after(30):
             first = await agent.answer(server, model, "Ada's laptop will not boot")
         assert model.offered == [all_tools] * 3
         assert [t["id"] for t in await tickets_of(tickets.url)] == ["IT-1001"]
         assert '"IT-1001"' in first.final_output
+        assert sorted(t.name for t in (await watcher.list_tools()).tools) == all_tools
 
         tickets.kill()
         with anyio.fail_after(10):
             while any(tool.name.startswith("tickets__") for tool in await server.list_tools()):
                 await anyio.sleep(0.05)
         with anyio.fail_after(5):
-            while not any(
-                isinstance(getattr(m, "root", m), types.ToolListChangedNotification) for m in pushed
-            ):
+            while not told_list_changed():
                 await anyio.sleep(0.02)
 
         model = scripted.ScriptedModel(
