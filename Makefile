@@ -12,7 +12,7 @@ NPM_TOOLS := @modelcontextprotocol/conformance@0.1.16 glob@11.1.0
 CONFORMANCE_JS := $(NPM_CACHE)/node_modules/@modelcontextprotocol/conformance/dist/index.js
 DEMO_HTTP_PORT := 8765
 
-.PHONY: run test lint unit bench bench-baseline clean
+.PHONY: run test lint unit bench bench-baseline bench-fastmcp bench-gateway clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,17 @@ bench: $(BIN)/.installed $(NPM_CACHE)/.installed
 bench-baseline:
 	python3 -m venv .cache/bench-baseline
 	.cache/bench-baseline/bin/pip install -q "openai-agents==0.24.0"
+
+# fastmcp's create_proxy, the gateway benchmark's peer, in its own venv (its dependencies stay out of ours).
+bench-fastmcp: .cache/bench-fastmcp/.installed
+.cache/bench-fastmcp/.installed:
+	python3 -m venv .cache/bench-fastmcp
+	.cache/bench-fastmcp/bin/pip install -q "fastmcp==4.1.6"
+	touch $@
+
+# The gateway beside a direct connection and fastmcp's proxy (benchmarks/README.md, "Gateway").
+bench-gateway: $(BIN)/.installed $(NPM_CACHE)/.installed bench-fastmcp
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench_gateway.py
 
 clean:
 	rm -rf $(VENV) .cache

@@ -16,8 +16,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from support import NPM_MODULES
-
 __all__ = [
     "CONFORMANCE_JS",
     "Check",
@@ -29,7 +27,11 @@ __all__ = [
     "scenario_of",
 ]
 
-CONFORMANCE_JS = NPM_MODULES / "conformance" / "dist" / "index.js"
+# Where `make .cache/npm/.installed` puts it (no import of support.py: benchmarks use this too).
+CONFORMANCE_JS = (
+    Path(__file__).resolve().parent.parent
+    / ".cache/npm/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+)
 # `server-tools-call-image-2026-12-03T11-18-22-788Z`: the scenario between prefix and time.
 _FOLDER = re.compile(r"^server-(?P<scenario>.+)-\d{4}-\d{2}-\d{2}T[0-9-]+Z$")
 VERDICTS = ("SUCCESS", "FAILURE", "WARNING")  # INFO entries are the suite's own trace, not checks
