@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import os
 import shutil
 import signal
@@ -117,7 +116,8 @@ def upstream(tmp: Path, port: int) -> Proc:
 
 
 def gateway_built() -> bool:
-    return importlib.util.find_spec("sidecar.gateway") is not None
+    """Whether this tree has the gateway (`python -m sidecar` runs from REPO, so this is what runs)."""
+    return (REPO / "sidecar" / "gateway.py").is_file()
 
 
 def sidecar(stack: contextlib.ExitStack, tmp: Path, servers: str, what: str) -> tuple[Proc, str, int]:
