@@ -48,6 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from _common import REPO, Row, free_port, ms, percentile, port_open, result_line, row, say, wait_until
 from conformance_suite import CONFORMANCE_JS, lost, run_suite
+from run_all import load as load_average
+from run_all import machine
 
 UPSTREAM = REPO / "tests" / "servers" / "conformance_upstream.py"
 FASTMCP_PYTHON = REPO / ".cache" / "bench-fastmcp" / "bin" / "python"
@@ -470,9 +472,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:
         p.error(f"unknown sections {sorted(unknown)}")
+    info = machine()
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout.strip()
+    say(
+        f"bench_gateway, {info['date']}: {info['nproc']} x {info['cpu']}, Python {info['python']}, "
+        f"mcp {info['mcp']}; tree {commit or '?'}; load average before: {load_average()}"
+    )
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
         rows = run(args, Path(tmp))
     say(f"\n{table(rows)}\n")
+    say(f"total {time.perf_counter() - started:.0f} s; load average after: {load_average()}")
     print(result_line({"rows": rows}), flush=True)
     return 0 if all(r["ok"] is not False for r in rows) else 1
 
