@@ -43,6 +43,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -189,7 +190,10 @@ async def load(url: str, clients: int, duration: float) -> dict[str, float]:
     deadline = 0.0
 
     def error(exc: BaseException | str) -> None:
-        name = exc if isinstance(exc, str) else type(exc).__name__
+        if isinstance(exc, MCPError):
+            name = f"MCPError {exc.code}: {exc.message[:60]}"
+        else:
+            name = exc if isinstance(exc, str) else type(exc).__name__
         errors[name] = errors.get(name, 0) + 1
 
     async def one() -> None:
@@ -405,7 +409,7 @@ def run(args: argparse.Namespace, tmp: Path) -> list[Row]:
                 rows.append(row(
                     "gw-load", f"{args.clients} clients x {args.duration:g} s, {TOOL}: {name}", "-",
                     f"{r['rate']:.0f} calls/s, p50 {ms(r['p50'])}, p99 {ms(r['p99'])}, {r['errors']} errors "
-                    f"({r['clients']} sessions)", None, column=name, **r,
+                    f"{r['error_kinds'] or ''} ({r['clients']} sessions)", None, column=name, **r,
                 ))  # fmt: skip
 
         if "conformance" in sections:
