@@ -58,7 +58,7 @@ bench-fastmcp: .cache/bench-fastmcp/.installed
 
 # The gateway beside a direct connection and fastmcp's proxy (benchmarks/README.md, "Gateway").
 bench-gateway: $(BIN)/.installed $(NPM_CACHE)/.installed bench-fastmcp
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench_gateway.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench_gateway_compare.py
 
 clean:
 	rm -rf $(VENV) .cache

@@ -1,4 +1,4 @@
-"""fastmcp's `create_proxy` in front of one upstream, over streamable HTTP: the peer in bench_gateway.
+"""fastmcp's `create_proxy` in front of one upstream, over streamable HTTP: the peer in bench_gateway_compare.
 
 Runs in its own venv (fastmcp pins its own dependencies; `make bench-fastmcp`), never imports `sidecar`:
 

@@ -4,7 +4,7 @@ The suite (`@modelcontextprotocol/conformance`, installed by `make .cache/npm/.i
 writes one ``checks.json`` per scenario into ``--output-dir``, in a folder named
 ``server-{scenario}-{ISO time}``. Those files are the verdicts; its console output is for
 people and is only kept to explain a failure. Used by tests/e2e/test_conformance.py and
-benchmarks/bench_gateway.py (this folder is on their import path).
+benchmarks/bench_gateway_compare.py (this folder is on their import path).
 """
 
 from __future__ import annotations

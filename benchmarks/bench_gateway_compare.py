@@ -1,8 +1,8 @@
 """The gateway beside a direct connection and fastmcp's proxy: latency, load, failures, conformance.
 
     make bench-gateway                                    # everything (about 4 minutes on 2 cores)
-    .venv/bin/python benchmarks/bench_gateway.py --sections latency,conformance
-    .venv/bin/python benchmarks/bench_gateway.py --gateway-url http://127.0.0.1:9465/mcp
+    .venv/bin/python benchmarks/bench_gateway_compare.py --sections latency,conformance
+    .venv/bin/python benchmarks/bench_gateway_compare.py --gateway-url http://127.0.0.1:9465/mcp
 
 Columns, all in front of the same upstream (tests/servers/conformance_upstream.py over
 streamable HTTP, SSE responses):
@@ -484,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout=10,
     ).stdout.strip()
     say(
-        f"bench_gateway, {info['date']}: {info['nproc']} x {info['cpu']}, Python {info['python']}, "
+        f"bench_gateway_compare, {info['date']}: {info['nproc']} x {info['cpu']}, Python {info['python']}, "
         f"mcp {info['mcp']}; tree {commit or '?'}; load average before: {load_average()}"
     )
     started = time.perf_counter()
