@@ -214,7 +214,7 @@ async def load(url: str, clients: int, duration: float) -> dict[str, float]:
                         continue
                     if result.is_error:
                         text = next((c.text for c in result.content if isinstance(c, types.TextContent)), "")
-                        error(f"isError: {text[:80]}")
+                        error(f"isError: {text[:200]}")
                     else:
                         times.append(time.perf_counter() - started)
         except Exception as exc:  # connecting, or closing the session
