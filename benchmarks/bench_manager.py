@@ -133,8 +133,9 @@ async def _ready_run(kind: str, workdir: Path) -> dict[str, Any]:
     started_wall, started = time.time(), time.perf_counter()
     async with manager:
         ready = time.perf_counter() - started
-        active, failed = manager.active_servers, manager.failed_servers
-        errors = manager.errors
+        active = [s.name for s in manager.active_servers]
+        failed = [s.name for s in manager.failed_servers]
+        errors = {name: str(error) for name, error in manager.errors.items()}
         leaving = time.perf_counter()
     exit_time = time.perf_counter() - leaving
     connected = [e.ts - started_wall for e in drain(sub) if e.kind == "connected"]
@@ -271,7 +272,7 @@ async def _die_and_return(runs: int) -> list[dict[str, Any]]:
     )
     out = []
     async with MCPServerManager([config]) as manager:
-        assert manager.active_servers == ["victim"], manager.errors
+        assert [s.name for s in manager.active_servers] == ["victim"], manager.errors
         sub = manager.subscribe()
         for _ in range(runs):
             pid = manager.status("victim").pid
@@ -338,7 +339,7 @@ async def _kill_latency(runs: int) -> list[dict[str, Any]]:
     )
     out = []
     async with MCPServerManager([config]) as manager:
-        assert manager.active_servers == ["victim"], manager.errors
+        assert [s.name for s in manager.active_servers] == ["victim"], manager.errors
         sub = manager.subscribe()
         for _ in range(runs):
             pid = manager.status("victim").pid
@@ -396,7 +397,7 @@ async def _stop_detection(phases: tuple[float, ...]) -> list[dict[str, Any]]:
     )
     out = []
     async with MCPServerManager([config]) as manager:
-        assert manager.active_servers == ["victim"], manager.errors
+        assert [s.name for s in manager.active_servers] == ["victim"], manager.errors
         sub = manager.subscribe()
         for phase in phases:
             pid = manager.status("victim").pid
@@ -514,7 +515,7 @@ async def _http_restart(runs: int, workdir: Path) -> list[dict[str, Any]]:
         )
         out = []
         async with MCPServerManager([config]) as manager:
-            assert manager.active_servers == ["web"], manager.errors
+            assert [s.name for s in manager.active_servers] == ["web"], manager.errors
             sub = manager.subscribe()
             for _ in range(runs):
                 await anyio.sleep(0.3)
@@ -746,7 +747,7 @@ async def _soak(cycles: int) -> dict[str, Any]:
     samples: dict[int, dict[str, int]] = {}
     cycle_times = []
     async with MCPServerManager([config]) as manager:
-        assert manager.active_servers == ["tiny"], manager.errors
+        assert [s.name for s in manager.active_servers] == ["tiny"], manager.errors
         sub = manager.subscribe()
         baseline = _resources()
         started = time.perf_counter()

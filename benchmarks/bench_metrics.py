@@ -1,17 +1,22 @@
 """Benchmarks of `/metrics`: rendering for 1,000 servers, and a SIGKILL's way to `mcp_server_up 0`.
 
     python benchmarks/bench_metrics.py render_1000
+    python benchmarks/bench_metrics.py render_ab [REV]  # this tree against REV (default: its fork of main)
     python benchmarks/bench_metrics.py kill_to_metrics
 
 `render_1000` times `SidecarMetrics.render()` (what the `/metrics` handler runs) for
 1,000 configured servers in four situations, and one HTTP scrape through the real aiohttp
-app. `kill_to_metrics` runs the real `mcp-sidecar` CLI with one stdio server, SIGKILLs the
+app. `render_ab` times the main situation (every server probed since the last scrape) for
+this tree's `SidecarMetrics` and for the one in git revision REV, loaded side by side in one
+process and measured alternately, so both see the same machine load. `kill_to_metrics`
+runs the real `mcp-sidecar` CLI with one stdio server, SIGKILLs the
 server by pid and polls `/metrics` until `mcp_server_up{server=...}` reads 0; 20 runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import signal
@@ -31,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import LOCALHOST, TINY, Row, free_port, ms, result_line, row, say, summary
 
 from sidecar import MCPServerManager
-from sidecar.events import Connected, HealthCheckPassed, ToolCalled
+from sidecar.events import Connected, HealthCheckPassed, Phase, ToolCalled
 from sidecar.state import ServerState, ServerStatus
 from sidecar.telemetry.metrics import SidecarMetrics
 from sidecar.web.ops import Admin, build_app
@@ -80,14 +85,22 @@ def _time(render: Any, before: Any = None, times: int = SCRAPES) -> list[float]:
     return samples
 
 
+def _live(metrics: Any, statuses: list[ServerStatus]) -> list[Any]:
+    """Feed what a live sidecar has seen (a connect with its two calls, a tool call) so that
+    every histogram has data; return one probe event per server."""
+    now = time.time()
+    phases = (Phase("initialize", now - 1.2, now - 0.4), Phase("tools/list", now - 0.4, now))
+    for status in statuses:
+        metrics.observe(_event(Connected, status, attempt=0, duration=1.2, protocol_version="2025-11-25",
+                               server_name="x", server_version="1", tools=(), phases=phases))  # fmt: skip
+        metrics.observe(_event(ToolCalled, status, tool="tool_0", duration=0.05, error_type=None))
+    return [_event(HealthCheckPassed, status, duration=0.002, method="ping") for status in statuses]
+
+
 def bench_render_1000() -> list[Row]:
     statuses = _statuses(SERVERS)
     metrics = SidecarMetrics(lambda: statuses)
-    for status in statuses:  # every histogram and a tool series have data, as in a live sidecar
-        metrics.observe(_event(Connected, status, attempt=0, duration=1.2, protocol_version="2025-11-25",
-                               server_name="x", server_version="1", tools=()))  # fmt: skip
-        metrics.observe(_event(ToolCalled, status, tool="tool_0", duration=0.05, error_type=None))
-    probes = [_event(HealthCheckPassed, status, duration=0.002) for status in statuses]
+    probes = _live(metrics, statuses)
 
     def probe_all() -> None:
         for probe in probes:
@@ -235,14 +248,80 @@ def _pid_of_child(parent: int) -> int:
     return int(children[0])
 
 
-BENCHMARKS = {"render_1000": bench_render_1000, "kill_to_metrics": bench_kill_to_metrics}
+# -- this tree against another revision, in one process -----------------------------------------
+
+
+def _metrics_at(rev: str) -> Any:
+    """`sidecar.telemetry.metrics` as it was at `rev`, loaded beside this tree's (same events/state)."""
+    source = subprocess.run(
+        ["git", "show", f"{rev}:sidecar/telemetry/metrics.py"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    spec = importlib.util.spec_from_loader("sidecar.telemetry._metrics_baseline", loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "sidecar.telemetry"  # its relative imports resolve to this tree's events, state
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    exec(compile(source, f"{rev}:sidecar/telemetry/metrics.py", "exec"), module.__dict__)
+    return module
+
+
+def bench_render_ab(rev: str = "", rounds: int = 200) -> list[Row]:
+    rev = rev or subprocess.run(
+        ["git", "merge-base", "HEAD", "main"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.strip()[:12]
+    builds = {"before": _metrics_at(rev).SidecarMetrics, "after": SidecarMetrics}
+    runs: dict[str, tuple[Any, list[Any]]] = {}
+    for name, build in builds.items():
+        statuses = _statuses(SERVERS)
+        metrics = build(lambda statuses=statuses: statuses)
+        runs[name] = (metrics, _live(metrics, statuses))
+        metrics.render(openmetrics=True)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):  # alternate, so a burst of load on the machine hits both alike
+        for name, (metrics, probes) in runs.items():
+            for probe in probes:
+                metrics.observe(probe)
+            started = time.perf_counter()
+            metrics.render(openmetrics=True)
+            times[name].append(time.perf_counter() - started)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    lines = {name: metrics.render(openmetrics=True)[0].count(b"\n") for name, (metrics, _) in runs.items()}
+    ratio = medians["after"] / medians["before"]
+    for name in runs:
+        say(f"  {name} ({rev if name == 'before' else 'this tree'}): {lines[name]} lines, "
+            f"median {ms(medians[name])}, p90 {ms(sorted(times[name])[int(rounds * 0.9)])}")  # fmt: skip
+    say(f"  after / before: {ratio:.2f}")
+    return [
+        row(
+            "m1ab",
+            f"/metrics for {SERVERS} servers, every server probed since the last scrape: this tree "
+            f"({lines['after']} lines) against {rev} ({lines['before']} lines), {rounds} alternating renders",
+            "after <= 1.2 x before (medians)",
+            f"before {ms(medians['before'])}, after {ms(medians['after'])}: x{ratio:.2f}",
+            ratio <= 1.2,
+            before=summary(times["before"]),
+            after=summary(times["after"]),
+        )
+    ]
+
+
+BENCHMARKS = {
+    "render_1000": bench_render_1000,
+    "render_ab": bench_render_ab,
+    "kill_to_metrics": bench_kill_to_metrics,
+}
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in BENCHMARKS:
-        print(f"usage: {Path(__file__).name} {{{','.join(BENCHMARKS)}}}", file=sys.stderr)
+    if not argv or argv[0] not in BENCHMARKS or (len(argv) > 1 and argv[0] != "render_ab") or len(argv) > 2:
+        print(f"usage: {Path(__file__).name} {{{','.join(BENCHMARKS)}}} [REV]", file=sys.stderr)
         return 2
-    print(result_line({"rows": BENCHMARKS[argv[0]]()}), flush=True)
+    print(result_line({"rows": BENCHMARKS[argv[0]](*argv[1:])}), flush=True)
     return 0
 
 

@@ -4,7 +4,7 @@
     python benchmarks/run_all.py kill_latency soak
     python benchmarks/run_all.py --json results.json
 
-Each benchmark is `benchmarks/bench_manager.py NAME` (or `bench_metrics.py NAME`) in a
+Each benchmark is `benchmarks/bench_manager.py NAME` (or `bench_metrics.py`, `bench_http_death.py`) in a
 fresh interpreter (so fd, task and child-process counts are its own), in its own process
 group, killed if it overruns.
 Exit status: 0 when every claim with a verdict was met, 1 otherwise.
@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import BENCH_DIR, REPO, row
 
 MANAGER, METRICS = BENCH_DIR / "bench_manager.py", BENCH_DIR / "bench_metrics.py"
+STREAMS = BENCH_DIR / "bench_http_death.py"
 
 # name -> (script, deadline in s). The baseline runs inside `ready` when .cache/bench-baseline exists.
 BENCHMARKS = {
@@ -44,8 +45,10 @@ BENCHMARKS = {
     "soak": (MANAGER, 90),
     "render_1000": (METRICS, 60),
     "kill_to_metrics": (METRICS, 90),
+    "http_death": (STREAMS, 300),
+    "list_change": (STREAMS, 120),
 }
-TOTAL_BUDGET = 600.0  # past this, remaining benchmarks are skipped
+TOTAL_BUDGET = 900.0  # past this, remaining benchmarks are skipped
 
 
 def machine() -> dict[str, str]:

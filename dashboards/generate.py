@@ -42,6 +42,8 @@ DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 # Every query filters on the dashboard's variables; `$server` only where a server label exists.
 SIDECAR = 'job=~"$job", instance=~"$instance"'
 SERVER = f'{SIDECAR}, server=~"$server"'
+# The OpenTelemetry MCP convention histograms name the configured server `mcp_sidecar_server`.
+CONVENTION = f'{SIDECAR}, mcp_sidecar_server=~"$server"'
 QUANTILES = (0.5, 0.95, 0.99)
 # Numeric codes of `mcp_server_state` for the state timeline (the metric is a state set).
 STATES = (
@@ -65,8 +67,8 @@ def rate(metric: str, selector: str = SERVER) -> str:
     return f"rate({metric}{{{selector}}}[$__rate_interval])"
 
 
-def quantile(q: float, histogram: str, by: str) -> str:
-    return f"histogram_quantile({q}, sum by ({by}, le) ({rate(histogram + '_bucket')}))"
+def quantile(q: float, histogram: str, by: str, selector: str = SERVER) -> str:
+    return f"histogram_quantile({q}, sum by ({by}, le) ({rate(histogram + '_bucket', selector)}))"
 
 
 def percentiles(histogram: str) -> list[prometheus.Dataquery]:
@@ -169,6 +171,25 @@ def overview_row() -> list[Any]:
             "Critical servers down",
             "Critical servers not active: each one pages after 1m.",
             f"sum(1 - {critical_up})",
+            "short",
+            (None, "green"),
+            (1, "red"),
+        ),
+        stat_panel(
+            "Dropped servers",
+            "Servers taken out of service on purpose (on_give_up: drop after the last reconnect attempt, "
+            "or an operator's drop). An optional one raises no alert; reconnect it or remove it from the "
+            "config (runbook: Dropped servers).",
+            f'sum(mcp_server_state{{{SERVER}, state="dropped"}})',
+            "short",
+            (None, "green"),
+            (1, "orange"),
+        ),
+        stat_panel(
+            "Internal errors",
+            "Bugs of the sidecar's own caught by a supervisor since the sidecar started "
+            "(mcp_sidecar_internal_errors_total; each one is logged with its traceback).",
+            f"sum(mcp_sidecar_internal_errors_total{{{SIDECAR}}})",
             "short",
             (None, "green"),
             (1, "red"),
@@ -321,6 +342,52 @@ def tool_row() -> list[Any]:
     ]
 
 
+def operations_row() -> list[Any]:
+    """The OpenTelemetry MCP convention histograms: every request sent upstream, every session."""
+    operations = "mcp_client_operation_duration_seconds"
+    sessions = "mcp_client_session_duration_seconds"
+    failed = CONVENTION + ', error_type!=""'
+
+    def by(histogram: str, label: str, quantiles: Sequence[float]) -> list[prometheus.Dataquery]:
+        return [
+            query(
+                quantile(q, histogram, label, CONVENTION), f"{{{{{label}}}}} p{round(q * 100)}", chr(65 + i)
+            )
+            for i, q in enumerate(quantiles)
+        ]
+
+    return [
+        dash.Row("Upstream MCP operations (OpenTelemetry conventions)"),
+        graph(
+            "Upstream latency by method",
+            "Every request the sidecar sends to its servers (initialize or server/discover, tools/list, "
+            "the ping / server/discover probes, tools/call), p50 and p99 by MCP method "
+            "(mcp.client.operation.duration).",
+            "s",
+            by(operations, "mcp_method_name", (0.5, 0.99)),
+        ).span(8),
+        graph(
+            "Upstream errors by method",
+            "Failed upstream requests per second, by MCP method and error type (a JSON-RPC code, "
+            "tool_error, timeout, closed ...: README, Error types).",
+            "reqps",
+            [
+                query(
+                    f"sum by (mcp_method_name, error_type) ({rate(operations + '_count', failed)})",
+                    "{{mcp_method_name}} {{error_type}}",
+                ),
+            ],
+        ).span(8),
+        graph(
+            "Upstream session duration",
+            "How long connections to each server lasted before they ended, p50 and p99 "
+            "(mcp.client.session.duration; error_type says why a lost one ended).",
+            "s",
+            by(sessions, "mcp_sidecar_server", (0.5, 0.99)),
+        ).span(8),
+    ]
+
+
 def variables() -> list[Any]:
     def label_values(name: str, label: str, source: str, *, all_: bool) -> dash.QueryVariable:
         definition = f"label_values({source}, {label})"
@@ -377,7 +444,7 @@ def build() -> dict[str, Any]:
                 .target_blank(True)
             )
         )
-        for item in [*overview_row(), *server_row(), *tool_row()]:
+        for item in [*overview_row(), *server_row(), *tool_row(), *operations_row()]:
             builder = builder.with_row(item) if isinstance(item, dash.Row) else builder.with_panel(item)
         data: dict[str, Any] = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
     return data

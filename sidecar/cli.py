@@ -2,6 +2,10 @@
 
 Exit codes: 0 clean shutdown or valid config; 1 startup failed (`strict`) or the
 sidecar is unreachable; 2 bad config or bad usage, with nothing started.
+
+`--version`, `check` and `status` are typed by hand and run in CI pipelines, so they
+import only what they use: the mcp SDK, OpenTelemetry and aiohttp are imported inside
+`run` (tests/unit/test_imports.py holds this).
 """
 
 from __future__ import annotations
@@ -13,25 +17,15 @@ import os
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
-from importlib.metadata import version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from . import __version__
-from .config import ConfigError, SidecarConfig, load_config
-from .errors import StartupError
-from .manager import MCPServerManager
-from .redact import redact
-from .telemetry.logs import LogWriter, format_json, format_text, route_library_logs
-from .telemetry.metrics import SidecarMetrics
-from .telemetry.tracing import LifecycleTracer, configure_tracing, shutdown_tracing
-from .telemetry.views import feed_views
-from .web.ops import Admin, serve_ops
+from ._version import mcp_version, sidecar_version
 from .web.status_page import format_age
+
+if TYPE_CHECKING:
+    from .config import SidecarConfig
+    from .telemetry.tracing import LifecycleTracer
 
 __all__ = ["main"]
 
@@ -41,7 +35,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcp-sidecar", description="Supervises an agent's MCP servers.")
     parser.add_argument(
-        "--version", action="version", version=f"mcp-sidecar {__version__} (mcp {version('mcp')})"
+        "--version", action="version", version=f"mcp-sidecar {sidecar_version()} (mcp {mcp_version()})"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -59,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(path: str) -> SidecarConfig | None:
+    from .config import ConfigError, load_config
+
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -75,16 +71,33 @@ def _check(path: str) -> int:
     return EXIT_OK
 
 
-async def _serve(path: str, config: SidecarConfig, log_format: str, tracer: LifecycleTracer) -> int:
+async def _serve(
+    path: str, config: SidecarConfig, log_format: str, tracer: LifecycleTracer, meters: Any = None
+) -> int:
+    import anyio
+
+    from .config import load_config
+    from .errors import StartupError
+    from .manager import MCPServerManager
+    from .telemetry.logs import LogWriter, format_json, format_text
+    from .telemetry.metrics import SidecarMetrics
+    from .telemetry.views import feed_views
+    from .web.ops import Admin, serve_ops
+
     manager = MCPServerManager(config)
     metrics = SidecarMetrics(manager.statuses)
+    if meters is not None:  # OTLP metrics: the same numbers, pushed
+        meters.attach(metrics)
     log = LogWriter(format_json if log_format == "json" else format_text)
     token_env = config.sidecar.admin_token_env
 
+    reloading = anyio.Lock()  # reloads (HTTP, SIGHUP) one at a time: the file read last is applied last
+
     async def reload() -> dict[str, list[str]]:
-        new = load_config(path)
-        tracer.use_config(new)
-        return await manager.apply(new)
+        async with reloading:
+            new = load_config(path)
+            tracer.use_config(new)
+            return await manager.apply(new)
 
     admin = Admin(
         token=os.environ.get(token_env) or None if token_env else None, token_env=token_env, reload=reload
@@ -120,6 +133,9 @@ async def _reload_on_hangup(
     reload: Callable[[], Awaitable[dict[str, list[str]]]], secrets: frozenset[str]
 ) -> None:
     """SIGHUP reloads the config, as Prometheus does; a bad file changes nothing."""
+    from .config import ConfigError
+    from .redact import redact
+
     try:
         changes = await reload()
         print(f"mcp-sidecar: reloaded: {json.dumps(changes)}", file=sys.stderr)
@@ -136,20 +152,31 @@ def _run(path: str, log_format: str) -> int:
     config = _load(path)
     if config is None:
         return EXIT_USAGE
+    # The service's own imports: the mcp SDK, OpenTelemetry and aiohttp come in here only.
+    import anyio
+
+    from .telemetry.logs import route_library_logs
+    from .telemetry.otlp_metrics import configure_metric_export, shutdown_metric_export
+    from .telemetry.tracing import LifecycleTracer, configure_tracing, shutdown_tracing
+
     try:
-        provider = configure_tracing(__version__)
+        provider = configure_tracing(sidecar_version())
+        meters = configure_metric_export(sidecar_version())  # None, and no OTel metrics import, unless asked
     except ValueError as exc:  # an OTEL_* variable asks for what we cannot do
         print(f"mcp-sidecar: {exc}", file=sys.stderr)
         return EXIT_USAGE
     route_library_logs(log_format)
     tracer = LifecycleTracer(provider, config)
     try:
-        return anyio.run(_serve, path, config, log_format, tracer)
+        return anyio.run(_serve, path, config, log_format, tracer, meters)
     finally:
         shutdown_tracing(provider)  # bounded: a dead collector cannot hold the exit
+        shutdown_metric_export(meters)  # the last export (sessions ended at stop), bounded too
 
 
 def _fetch_health(url: str) -> dict[str, Any]:
+    import urllib.request  # here, not at the top: http.client and email cost `check` 0.1 s
+
     with urllib.request.urlopen(url.rstrip("/") + "/health/mcp", timeout=5) as response:
         return json.load(response)
 
@@ -183,6 +210,8 @@ def status_table(document: dict[str, Any]) -> str:
 
 
 def _status(url: str, raw: bool) -> int:
+    import urllib.error
+
     try:
         document = _fetch_health(url)
     except (urllib.error.URLError, OSError, ValueError) as exc:

@@ -189,6 +189,9 @@ class ReconnectConfig(_Model):
         return self
 
 
+_MIN_STDIO_GRACE = 30.0  # 7 SDK servers took 12.7 s to start beside 4 CPU hogs on 2 cores
+
+
 class ServerConfig(_Model):
     """One MCP server: how to reach it, how much it matters, how to watch and reconnect it."""
 
@@ -202,6 +205,9 @@ class ServerConfig(_Model):
     headers: dict[str, _Str] = Field(default_factory=dict)
     criticality: Criticality = "optional"
     connect_timeout: PositiveDuration = 10.0
+    # How much longer a connect attempt may go on, reported not ready, before it is abandoned:
+    # None = the default of `effective_connect_grace`; 0 = none.
+    connect_grace: Duration | None = None
     call_timeout: PositiveDuration = 60.0
     protocol: Protocol = "auto"
     health: HealthConfig = Field(default_factory=HealthConfig)
@@ -221,6 +227,17 @@ class ServerConfig(_Model):
         except ValueError:
             raise ValueError("has an invalid port") from None
         return url
+
+    @property
+    def effective_connect_grace(self) -> float:
+        """Seconds a connect attempt goes on past its timeout. A stdio server's slow start (a busy
+        host, a cold import) is waited for, since killing it only repeats the work: by default
+        twice the timeout, and at least 30 s, because start-up work does not shrink with the
+        timeout a user picks. HTTP and SSE default to none: the remote process is not ours,
+        and a new attempt throws nothing away."""
+        if self.connect_grace is not None:
+            return self.connect_grace
+        return max(_MIN_STDIO_GRACE, 2 * self.connect_timeout) if self.transport == "stdio" else 0.0
 
     @model_validator(mode="after")
     def _transport_fields(self) -> ServerConfig:
@@ -253,6 +270,9 @@ class SidecarSettings(_Model):
     strict: bool = False
     startup_timeout: PositiveDuration | None = None
     shutdown_timeout: PositiveDuration = 1.5
+    # Connect attempts in their handshake at once (an overdue one gives its place up): a
+    # thousand at once starve the event loop that also answers /livez and /metrics.
+    max_concurrent_connects: int = Field(64, ge=1)
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> SidecarSettings:
@@ -267,6 +287,7 @@ class _Defaults(_Model):
 
     criticality: Criticality | None = None
     connect_timeout: PositiveDuration | None = None
+    connect_grace: Duration | None = None
     call_timeout: PositiveDuration | None = None
     protocol: Protocol | None = None
     health: HealthConfig | None = None
@@ -321,6 +342,7 @@ _FOREIGN_KEYS = (
     "headers",
     "criticality",
     "connect_timeout",
+    "connect_grace",
     "call_timeout",
     "protocol",
     "health",

@@ -19,6 +19,7 @@ from .state import ServerState
 
 __all__ = [
     "ConnectFailed",
+    "ConnectOverdue",
     "Connected",
     "Connecting",
     "Dropped",
@@ -26,11 +27,14 @@ __all__ = [
     "GaveUp",
     "HealthCheckFailed",
     "HealthCheckPassed",
+    "InternalError",
     "LifecycleEvent",
     "Lost",
     "Phase",
+    "PromptsChanged",
     "ReconnectAttempt",
     "ReconnectScheduled",
+    "ResourcesChanged",
     "Stopped",
     "Subscription",
     "ToolCalled",
@@ -107,11 +111,33 @@ class ConnectFailed(LifecycleEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectOverdue(LifecycleEvent):
+    """Attempt `attempt` passed its connect timeout: the server is reported not ready, while the
+    attempt goes on for up to `grace` more seconds (a slow start is waited for, not restarted)."""
+
+    kind: ClassVar[str] = "connect_overdue"
+    attempt: int
+    timeout: float
+    grace: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InternalError(LifecycleEvent):
+    """A bug of mcp-sidecar's own, not a failure of the server: logged with its traceback and
+    counted. The server recovers by the usual reconnect path, or waits failed for a reconnect."""
+
+    kind: ClassVar[str] = "internal_error"
+    error: str
+    traceback: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HealthCheckPassed(LifecycleEvent):
     """A probe succeeded. Frequent: views should aggregate it, not log it."""
 
     kind: ClassVar[str] = "health_check_passed"
     duration: float
+    method: str | None = None  # the probe's request: `ping`, or `server/discover` on 2026-07-28 sessions
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,14 +147,27 @@ class HealthCheckFailed(LifecycleEvent):
     error: str
     error_type: str  # probe_timeout | probe_error
     consecutive_failures: int
+    method: str | None = None  # as in `HealthCheckPassed`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Lost(LifecycleEvent):
-    """An active connection ended without being asked to."""
+    """An active connection ended without being asked to. `reason`, by what proved it:
+
+    exited           a stdio child exited by itself (`error` has its exit status and last stderr line)
+    probe_timeout    probes went unanswered (threshold in a row, or the one sent as an event stream ended)
+    probe_error      probes failed (threshold in a row)
+    transport_error  the transport failed under the session: over HTTP, a request could not connect
+                     or its connection broke; a killed HTTP server ends up here, found by the probe
+                     sent the moment its event stream (GET or `subscriptions/listen`) dropped
+    closed           the server ended it: a stdio or SSE stream ended with no exit to report, or the
+                     event stream ended and the server would not take us back (re-open refused,
+                     the probe after it failed with an answer such as "session terminated")
+    internal_error   a bug of mcp-sidecar's own, not the server's (see `InternalError`)
+    """
 
     kind: ClassVar[str] = "lost"
-    reason: str  # exited | probe_timeout | probe_error | transport_error | closed
+    reason: str  # exited | probe_timeout | probe_error | transport_error | closed | internal_error
     error: str
     connected_for: float
 
@@ -162,10 +201,28 @@ class Stopped(LifecycleEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolsChanged(LifecycleEvent):
-    """An active server announced a new tool list and it was fetched."""
+    """An active server's tools differ from the last list fetched (names, or only descriptions,
+    schemas ...); the status already holds the new `offerings.tools`."""
 
     kind: ClassVar[str] = "tools_changed"
     tools: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PromptsChanged(LifecycleEvent):
+    """An active server's prompts differ from the last list fetched; the status holds the new ones."""
+
+    kind: ClassVar[str] = "prompts_changed"
+    prompts: tuple[str, ...]  # names
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourcesChanged(LifecycleEvent):
+    """An active server's resources or resource templates differ from the last lists fetched."""
+
+    kind: ClassVar[str] = "resources_changed"
+    resources: tuple[str, ...]  # URIs
+    resource_templates: tuple[str, ...]  # URI templates
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,8 +1,10 @@
 """`MCPServerManager`: every configured server under one roof, as a library and for the service.
 
     async with MCPServerManager(servers=[...]) as manager:
-        manager.active_servers            # names of servers serving calls now
+        [s.name for s in manager.active_servers]    # the servers serving calls now
         await manager.call_tool("fs", "read_file", {"path": "/etc/hosts"})
+        manager.drop_failed_servers()               # out of service at once; await it, or not
+        await manager.reconnect(failed_only=True)
 
 Entering starts one supervisor task per server and returns when each has finished
 its first connect attempt (each bounded by its own connect timeout, all in
@@ -13,7 +15,7 @@ and it is critical. Leaving stops all servers concurrently within one deadline.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -23,16 +25,48 @@ from anyio.abc import TaskGroup
 
 from .config import ServerConfig, SidecarConfig
 from .connection import Connection
-from .errors import ServerUnavailable, StartupError, ToolCallError, ToolCallTimeout, describe_error
+from .errors import (
+    ServerFailure,
+    ServerUnavailable,
+    StartupError,
+    ToolCallError,
+    ToolCallTimeout,
+    answered_by_server,
+    describe_error,
+)
 from .events import EventBus, Subscription
 from .redact import redact
 from .state import ServerState, ServerStatus, is_down
 from .supervisor import Supervisor
 from .telemetry.tracing import tool_call_span
 
-__all__ = ["MCPServerManager"]
+__all__ = ["Dropping", "MCPServerManager", "plan_reload"]
 
 _GRACE = 0.3  # on top of the close budget, for the supervisors to publish their last events
+_CONNECT_SLOTS = 64  # handshakes under way at once, as `sidecar.max_concurrent_connects` defaults
+
+
+class Dropping(list[str]):
+    """The names of the servers a drop took out of service, in config order.
+
+    The drop has taken effect when this is returned (`failed_servers` no longer lists a server
+    that was down), so using it as a plain list is enough. Awaiting it also waits, within the
+    shutdown timeout, until each server is parked (an active one: its connection closed), and
+    gives the names as a plain list.
+    """
+
+    __slots__ = ("_settle",)
+
+    def __init__(self, names: Iterable[str], settle: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(names)
+        self._settle = settle
+
+    def __await__(self) -> Generator[Any, None, list[str]]:
+        return self._settled().__await__()
+
+    async def _settled(self) -> list[str]:
+        await self._settle()
+        return list(self)
 
 
 class MCPServerManager:
@@ -46,9 +80,12 @@ class MCPServerManager:
         startup_timeout: float | None = None,
         shutdown_timeout: float | None = None,
         secrets: Iterable[str] = (),
+        max_concurrent_connects: int | None = None,
     ) -> None:
         if isinstance(servers, SidecarConfig):
             settings = servers.sidecar
+            if max_concurrent_connects is None:
+                max_concurrent_connects = settings.max_concurrent_connects
             configs = tuple(servers.servers)
             strict = settings.strict if strict is None else strict
             startup_timeout = settings.startup_timeout if startup_timeout is None else startup_timeout
@@ -64,13 +101,21 @@ class MCPServerManager:
         self.shutdown_timeout = 1.5 if shutdown_timeout is None else shutdown_timeout
         self._bus = EventBus()
         self._secrets = frozenset(secrets)
+        self._connect_slots = anyio.CapacityLimiter(max_concurrent_connects or _CONNECT_SLOTS)
         self._supervisors: dict[str, Supervisor] = {
             config.name: self._new_supervisor(config) for config in configs
         }
         self._task_group: TaskGroup | None = None
+        self._reload_lock = anyio.Lock()  # one `apply` at a time
 
     def _new_supervisor(self, config: ServerConfig) -> Supervisor:
-        return Supervisor(config, self._bus, close_timeout=self.shutdown_timeout, secrets=self._secrets)
+        return Supervisor(
+            config,
+            self._bus,
+            close_timeout=self.shutdown_timeout,
+            secrets=self._secrets,
+            connect_slots=self._connect_slots,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -123,30 +168,37 @@ class MCPServerManager:
 
     # -- what is true now -----------------------------------------------------------------
 
-    @property
-    def all_servers(self) -> list[str]:
-        """Every configured server, in config order."""
-        return list(self._supervisors)
+    # The server lists hold `ServerStatus` snapshots (`.name`, `.state`, `.last_error`, `.tools`
+    # ...), in config order, each taken now: immutable, so a caller may keep one.
 
     @property
-    def active_servers(self) -> list[str]:
+    def all_servers(self) -> list[ServerStatus]:
+        """Every configured server."""
+        return self.statuses()
+
+    @property
+    def active_servers(self) -> list[ServerStatus]:
         """Servers connected and healthy now: the ones calls may go to."""
-        return [s.name for s in self._supervisors.values() if s.status.state is ServerState.ACTIVE]
+        return [status for status in self.statuses() if status.active]
 
     @property
-    def failed_servers(self) -> list[str]:
+    def failed_servers(self) -> list[ServerStatus]:
         """Servers that should be up and are not (reconnecting, or given up but kept)."""
-        return [s.name for s in self._supervisors.values() if is_down(s.status.state)]
+        return [status for status in self.statuses() if is_down(status.state)]
 
     @property
-    def dropped_servers(self) -> list[str]:
-        return [s.name for s in self._supervisors.values() if s.status.state is ServerState.DROPPED]
+    def dropped_servers(self) -> list[ServerStatus]:
+        """Servers out of service until `reconnect()` names them (by hand or by policy)."""
+        return [status for status in self.statuses() if status.state is ServerState.DROPPED]
 
     @property
-    def errors(self) -> dict[str, str]:
-        """The last error of every server that is failed or dropped now."""
+    def errors(self) -> dict[str, ServerFailure]:
+        """Server name -> why it is down, for every server failed or dropped now that has an error:
+        a `ServerFailure` whose text is the last error (`.error_type`, `.state` say more)."""
         return {
-            status.name: status.last_error
+            status.name: ServerFailure(
+                status.name, status.state.value, status.last_error_type, status.last_error
+            )
             for status in self.statuses()
             if status.last_error
             and status.state in (ServerState.RECONNECTING, ServerState.FAILED, ServerState.DROPPED)
@@ -231,7 +283,7 @@ class MCPServerManager:
             raise ToolCallTimeout(server, tool, "timeout", f"no answer within {deadline:g}s") from exc
         except Exception as exc:
             error_type, message = describe_error(exc)
-            if error_type == "mcp_error":
+            if answered_by_server(exc):
                 raise  # the server answered with a JSON-RPC error: MCPError, as the SDK raises it
             raise ToolCallError(server, tool, error_type, redact(message, self._secrets)) from exc
         except BaseException:
@@ -240,11 +292,14 @@ class MCPServerManager:
         finally:
             self._bus.publish(supervisor.tool_called(tool, anyio.current_time() - started, error_type))
 
-    async def reconnect(self, servers: Iterable[str] | None = None, *, failed_only: bool = True) -> None:
+    async def reconnect(
+        self, servers: Iterable[str] | None = None, *, failed_only: bool = True
+    ) -> list[ServerStatus]:
         """Reconnect now, without waiting for backoff, and return once each attempt has finished.
 
-        By default only failed and dropped servers; `failed_only=False` also cycles
-        active ones (all of them when `servers` is None).
+        By default only servers that are not active (failed, dropped); `failed_only=False`
+        also cycles active ones (all of them when `servers` is None). Returns
+        `active_servers` as they are then.
         """
         chosen = (
             [self._supervisor(name) for name in servers]
@@ -260,63 +315,92 @@ class MCPServerManager:
         async with anyio.create_task_group() as tg:
             for supervisor in chosen:
                 tg.start_soon(supervisor.wait_attempt_after, marks[supervisor.name])
+        return self.active_servers
 
-    async def drop_failed_servers(self) -> list[str]:
-        """Take every failed server out of service (no more reconnects); returns their names."""
-        chosen = [self._supervisors[name] for name in self.failed_servers]
-        return await self.drop(supervisor.name for supervisor in chosen)
+    def drop_failed_servers(self) -> Dropping:
+        """Take every failed server out of service (no more reconnects), at once.
 
-    async def drop(self, servers: Iterable[str]) -> list[str]:
-        """Take servers out of service until `reconnect()` names them; returns their names."""
+        Not a coroutine: `manager.drop_failed_servers()` has taken effect when it returns
+        (`failed_servers` is empty, `dropped_servers` lists them). Returns their names;
+        `await manager.drop_failed_servers()` works too (see `Dropping`).
+        """
+        return self.drop(status.name for status in self.failed_servers)
+
+    def drop(self, servers: Iterable[str]) -> Dropping:
+        """Take servers out of service until `reconnect()` names them; returns their names.
+
+        A server that is down is dropped at once; an active one as soon as its own task has
+        closed the connection, which awaiting the result waits for.
+        """
         chosen = [self._supervisor(name) for name in servers]
         for supervisor in chosen:
             supervisor.request_drop()
-        with anyio.move_on_after(self.shutdown_timeout + _GRACE):
-            for supervisor in chosen:
-                await supervisor.wait_for_state({ServerState.DROPPED, ServerState.STOPPED})
-        return [supervisor.name for supervisor in chosen]
+
+        async def settle() -> None:
+            with anyio.move_on_after(self.shutdown_timeout + _GRACE):
+                for supervisor in chosen:
+                    await supervisor.wait_for_state({ServerState.DROPPED, ServerState.STOPPED})
+
+        return Dropping((supervisor.name for supervisor in chosen), settle)
 
     async def apply(self, servers: Sequence[ServerConfig] | SidecarConfig) -> dict[str, list[str]]:
         """Make the running servers match `servers` (a reload): start the new ones, stop the
         removed ones, restart the ones whose config changed, leave the rest alone.
 
         Returns the names `added`, `removed` and `restarted`. Stopping is bounded by the
-        shutdown timeout; new servers connect in the background.
+        shutdown timeout; new servers connect in the background. Reloads run one at a time:
+        a second one waits, then compares with what the first left, so concurrent reloads
+        of one file restart a server once, and every supervisor started is one the manager
+        knows (and stops). Once begun, a reload is not abandoned halfway by cancellation.
         """
-        if self._task_group is None:
-            raise RuntimeError("the manager is not running")
         if isinstance(servers, SidecarConfig):
-            self._secrets |= servers.secrets()
+            secrets = servers.secrets()
             servers = servers.servers
+        else:
+            secrets = frozenset()
         wanted = {config.name: config for config in servers}
         if len(wanted) != len(servers):
             raise ValueError("server names must be unique")
-        removed = [name for name in self._supervisors if name not in wanted]
-        restarted = [
-            name for name, s in self._supervisors.items() if name in wanted and wanted[name] != s.config
-        ]
-        added = [name for name in wanted if name not in self._supervisors]
-        leaving = [self._supervisors[name] for name in (*removed, *restarted)]
-        for supervisor in leaving:
-            supervisor.request_stop()
-        with anyio.move_on_after(self.shutdown_timeout + _GRACE):
-            for supervisor in leaving:
-                await supervisor.finished.wait()
-        kept = {
-            name: s for name, s in self._supervisors.items() if name not in removed and name not in restarted
-        }
-        supervisors: dict[str, Supervisor] = {}
-        for name, config in wanted.items():
-            supervisor = kept.get(name)
-            if supervisor is None:
-                supervisor = self._new_supervisor(config)
-                self._task_group.start_soon(supervisor.run, name=f"supervisor:{name}")
-            supervisors[name] = supervisor
-        self._supervisors = supervisors
-        return {"added": added, "removed": removed, "restarted": restarted}
+        async with self._reload_lock:
+            if self._task_group is None:
+                raise RuntimeError("the manager is not running")
+            self._secrets |= secrets
+            current = self._supervisors
+            changes = plan_reload({name: s.config for name, s in current.items()}, wanted)
+            leaving = [current[name] for name in (*changes["removed"], *changes["restarted"])]
+            with anyio.CancelScope(shield=True):  # bounded: the wait below has its own deadline
+                for supervisor in leaving:
+                    supervisor.request_stop()
+                with anyio.move_on_after(self.shutdown_timeout + _GRACE):
+                    for supervisor in leaving:
+                        await supervisor.finished.wait()
+                # Looked at again after the wait: the manager may have been stopped meanwhile.
+                task_group = self._task_group
+                if task_group is None:
+                    raise RuntimeError("the manager stopped during the reload")
+                supervisors: dict[str, Supervisor] = {}
+                for name, config in wanted.items():
+                    supervisor = current.get(name)
+                    if supervisor is None or supervisor in leaving:
+                        supervisor = self._new_supervisor(config)
+                        task_group.start_soon(supervisor.run, name=f"supervisor:{name}")
+                    supervisors[name] = supervisor
+                self._supervisors = supervisors
+        return changes
 
     def _supervisor(self, server: str) -> Supervisor:
         try:
             return self._supervisors[server]
         except KeyError:
             raise ServerUnavailable(server, "no such server is configured") from None
+
+
+def plan_reload(
+    current: Mapping[str, ServerConfig], wanted: Mapping[str, ServerConfig]
+) -> dict[str, list[str]]:
+    """Which servers a reload adds, removes and restarts (their config changed), in config order."""
+    return {
+        "added": [name for name in wanted if name not in current],
+        "removed": [name for name in current if name not in wanted],
+        "restarted": [name for name, config in current.items() if name in wanted and wanted[name] != config],
+    }

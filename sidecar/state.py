@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["IllegalTransition", "ServerState", "ServerStatus", "check_transition", "is_down"]
+if TYPE_CHECKING:  # annotations only: `mcp-sidecar check` must not pay for importing the SDK's types
+    import mcp_types as types
+
+__all__ = ["IllegalTransition", "Offerings", "ServerState", "ServerStatus", "check_transition", "is_down"]
 
 
 class ServerState(enum.StrEnum):
@@ -58,6 +62,30 @@ def is_down(state: ServerState) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class Offerings:
+    """What a server offers, as it described it (full objects: descriptions, schemas, annotations,
+    icons, _meta untouched); the last list the supervisor fetched."""
+
+    tools: tuple[types.Tool, ...] = ()
+    prompts: tuple[types.Prompt, ...] = ()
+    resources: tuple[types.Resource, ...] = ()
+    resource_templates: tuple[types.ResourceTemplate, ...] = ()
+    capabilities: types.ServerCapabilities | None = None  # what the server declared
+
+    def __hash__(self) -> int:
+        # The SDK's models are unhashable; equal offerings have equal names, so names make a valid
+        # hash, and a `ServerStatus` stays usable as a key.
+        return hash(
+            (
+                tuple(tool.name for tool in self.tools),
+                tuple(prompt.name for prompt in self.prompts),
+                tuple(str(resource.uri) for resource in self.resources),
+                tuple(template.uri_template for template in self.resource_templates),
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ServerStatus:
     """One server's state at one moment; immutable, so any reader may keep it."""
 
@@ -75,6 +103,7 @@ class ServerStatus:
     server_name: str | None = None  # serverInfo.name reported at connect
     server_version: str | None = None
     pid: int | None = None  # stdio child process while connected
+    offerings: Offerings = Offerings()  # `tools` above are the names of `offerings.tools`
 
     @property
     def active(self) -> bool:

@@ -1,4 +1,4 @@
-"""Transports: a stdio child process we own, the SDK's HTTP transports, and an end-of-stream tap.
+"""Transports: a stdio child process we own, the SDK's HTTP transports, and end-of-stream taps.
 
 stdio is ours rather than the SDK's `stdio_client` for three reasons the supervisor
 needs: the exit code and the tail of stderr (a user should read "exited with code 1:
@@ -10,14 +10,18 @@ stopped child). The wire format is the same: one JSON-RPC message per line.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -30,7 +34,18 @@ from mcp.client.stdio import get_default_environment
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 
-__all__ = ["ChildProcess", "http_transport", "sse_transport", "stdio_transport", "watch_end"]
+from .errors import describe_error
+from .streams import StreamEnd, get_stream_news
+
+__all__ = [
+    "ChildProcess",
+    "GetStreamTap",
+    "StreamNews",
+    "http_transport",
+    "sse_transport",
+    "stdio_transport",
+    "watch_end",
+]
 
 _STDERR_TAIL_LINES = 20
 _STDERR_LINE_MAX = 500
@@ -39,6 +54,7 @@ _EXIT_POLL = 0.002
 _DRAIN_AFTER_EXIT = 0.02  # for stdout's last bytes after the process is gone
 _SETPRIV = shutil.which("setpriv")
 _HTTP_READ_TIMEOUT = 300.0  # SSE streams idle legitimately; dead peers are caught by probes instead
+_TAP_NEWS_MAX = 16  # nobody reads them once the stream is given up; keep the last few
 
 
 class ChildProcess:
@@ -269,17 +285,122 @@ async def _stop_child(child: ChildProcess, stdin: Any, budget: float, graceful: 
     child.signal_group(signal.SIGKILL)
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every HTTP server. httpx2 builds one per client by default, loading
+    the CA bundle each time: ~70% of the CPU of connecting hundreds of servers (profiled),
+    and about a megabyte each, even for plain-HTTP URLs that never use it."""
+    return httpx2.create_ssl_context()
+
+
+def _http_client(
+    headers: Mapping[str, Any] | None = None,
+    timeout: httpx2.Timeout | None = None,
+    auth: httpx2.Auth | None = None,
+    *,
+    event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+) -> httpx2.AsyncClient:
+    """An httpx2 client on the shared TLS context (also the SDK's client factory for SSE)."""
+    return httpx2.AsyncClient(
+        headers=dict(headers or {}),
+        timeout=timeout,
+        auth=auth,
+        verify=_tls_context(),
+        event_hooks=event_hooks,
+    )
+
+
 @asynccontextmanager
 async def http_transport(
-    url: str, headers: Mapping[str, str], connect_timeout: float
+    url: str, headers: Mapping[str, str], connect_timeout: float, tap: GetStreamTap | None = None
 ) -> AsyncIterator[TransportStreams]:
-    """Streamable HTTP with our own httpx2 client: the SDK default waits 30 s to connect."""
+    """Streamable HTTP with our own httpx2 client: the SDK default waits 30 s to connect.
+
+    `tap` is shown every response (an event hook, so the client keeps its proxy settings).
+    """
     timeout = httpx2.Timeout(connect_timeout, read=_HTTP_READ_TIMEOUT)
+    hooks = {"response": [tap.on_response]} if tap is not None else None
     async with (
-        httpx2.AsyncClient(headers=dict(headers), timeout=timeout) as client,
+        _http_client(headers, timeout, event_hooks=hooks) as client,
         streamable_http_client(url, http_client=client) as streams,
     ):
         yield streams
+
+
+@dataclass(frozen=True, slots=True)
+class StreamNews:
+    """The answer to a GET for the event stream: "opened", "refused" or "failed", and when."""
+
+    kind: str
+    error: str | None
+    at: float  # time.monotonic()
+
+
+class GetStreamTap:
+    """Watches the standalone GET stream of an initialize-era streamable-HTTP session.
+
+    The SDK opens that stream after the handshake and, when it ends, re-opens it by itself
+    a second later, telling nobody: its messages still flow, but the end of the TCP
+    connection (the quickest sign of a dead server) is invisible above the transport.
+    This tap sees each GET's answer and wraps the body of an event stream, so that its end
+    is news: a `StreamNews` at the answer, a `StreamEnd` (graceful or dropped) when the
+    server side stops. A stream we close ourselves is no news.
+    """
+
+    def __init__(self) -> None:
+        self._news: deque[StreamNews | StreamEnd] = deque(maxlen=_TAP_NEWS_MAX)
+        self._wake = anyio.Event()
+        self._ever_opened = False
+
+    async def on_response(self, response: httpx2.Response) -> None:
+        if response.request.method != "GET":
+            return
+        content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+        kind = get_stream_news(response.status_code, content_type == "text/event-stream", self._ever_opened)
+        if kind is None:
+            return
+        if kind == "opened":
+            self._ever_opened = True
+            response.stream = _WatchedBody(response.stream, self._tell)
+            self._tell(StreamNews(kind, None, time.monotonic()))
+        else:
+            self._tell(
+                StreamNews(kind, f"HTTP {response.status_code} to the event stream's GET", time.monotonic())
+            )
+
+    def _tell(self, news: StreamNews | StreamEnd) -> None:
+        self._news.append(news)
+        self._wake.set()
+
+    async def next(self) -> StreamNews | StreamEnd:
+        """The oldest news not yet taken, waiting for some if there is none."""
+        while not self._news:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+        return self._news.popleft()
+
+
+class _WatchedBody(httpx2.AsyncByteStream):
+    """A response body that reports how it ended: by the server (cleanly or broken) or not at all."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream, tell: Callable[[StreamEnd], None]) -> None:
+        self._inner = inner
+        self._tell = tell
+        self._opened = time.monotonic()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                yield chunk
+        except Exception as exc:  # the connection broke under it: reset, incomplete body, read timeout
+            self._tell(StreamEnd("dropped", describe_error(exc)[1], time.monotonic() - self._opened))
+            raise
+        self._tell(
+            StreamEnd("graceful", "the server ended the event stream", time.monotonic() - self._opened)
+        )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 @asynccontextmanager
@@ -288,7 +409,11 @@ async def sse_transport(
 ) -> AsyncIterator[TransportStreams]:
     """The legacy HTTP+SSE transport."""
     async with sse_client(
-        url, headers=dict(headers), timeout=connect_timeout, sse_read_timeout=_HTTP_READ_TIMEOUT
+        url,
+        headers=dict(headers),
+        timeout=connect_timeout,
+        sse_read_timeout=_HTTP_READ_TIMEOUT,
+        httpx_client_factory=_http_client,
     ) as streams:
         yield streams
 
@@ -298,7 +423,9 @@ async def watch_end(transport: Any, ended: anyio.Event) -> AsyncIterator[Transpo
     """Pass a transport's streams through, setting `ended` when the server side stops sending.
 
     This is how a dead stdio child (EOF) or a closed SSE stream is noticed at once,
-    without polling and without waiting for the next request to fail.
+    without polling and without waiting for the next request to fail. Not streamable
+    HTTP: the SDK feeds every POST's answer and the GET stream into one read stream that
+    ends only with the transport, so a server's death never reaches it (`GetStreamTap`).
     """
     async with transport as (read_stream, write_stream):
         forward, session_reads = anyio.create_memory_object_stream[SessionMessage | Exception](0)

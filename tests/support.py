@@ -6,6 +6,7 @@ browser driver (like `externals.py`, this folder is on the import path under pyt
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -40,6 +41,15 @@ def proc_stat(pid: int) -> tuple[str, int, int, int, str] | None:
     comm = data[data.index(b"(") + 1 : data.rindex(b")")].decode(errors="replace")
     fields = data[data.rindex(b")") + 2 :].split()
     return fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]), comm
+
+
+def live_children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` and that have not exited (zombies left out), sorted."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (stat := proc_stat(int(name))) and stat[1] == pid and stat[0] != "Z":
+            found.append(int(name))
+    return sorted(found)
 
 
 def alive(pid: int) -> bool:

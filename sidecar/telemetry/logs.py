@@ -28,8 +28,15 @@ class SpanIds(Protocol):
     span_id: str
 
 
-_WARNINGS = {"connect_failed", "health_check_failed", "lost", "reconnect_scheduled", "tool_called"}
-_ERRORS = {"gave_up", "dropped"}
+_WARNINGS = {
+    "connect_failed",
+    "connect_overdue",
+    "health_check_failed",
+    "lost",
+    "reconnect_scheduled",
+    "tool_called",
+}
+_ERRORS = {"gave_up", "dropped", "internal_error"}
 _COMMON = {"server", "transport", "criticality", "state", "previous", "ts"}
 
 

@@ -15,6 +15,7 @@ Nothing from a server's env, args, headers or URL (other than host and port) goe
 from __future__ import annotations
 
 import atexit
+import contextvars
 import os
 import threading
 import time
@@ -37,7 +38,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanK
 from opentelemetry.util.types import AttributeValue
 
 from ..config import ServerConfig, SidecarConfig
-from ..errors import ServerUnavailable
+from ..errors import ServerUnavailable, describe_error
 from ..events import (
     Connected,
     ConnectFailed,
@@ -64,6 +65,7 @@ __all__ = [
     "otlp_exporter_from_env",
     "server_attributes",
     "shutdown_tracing",
+    "sidecar_resource",
     "tool_call_span",
 ]
 
@@ -115,6 +117,48 @@ def otlp_exporter_from_env() -> SpanExporter | None:
 
 
 _SDK_SCOPE = "mcp-python-sdk"
+# The tool-call span (ours) that the SDK's `tools/call` send span is folded into, while it runs.
+_FOLD_INTO: contextvars.ContextVar[Span | None] = contextvars.ContextVar("mcp_sidecar_fold", default=None)
+
+
+class _FoldingTracer(trace.Tracer):
+    """The mcp SDK's tracer. Its CLIENT span for sending `tools/call` would duplicate the one
+    ``tools/call <tool>`` span of ours that is current (the conventions want one span per call):
+    it is folded into ours instead. Ours takes its `jsonrpc.request.id`, and stays the current
+    span, so the SDK injects our context into `params._meta`. Every other SDK span is its own."""
+
+    def __init__(self, inner: trace.Tracer) -> None:
+        self._inner = inner
+
+    def start_span(self, *args: Any, **kwargs: Any) -> Span:
+        return self._inner.start_span(*args, **kwargs)
+
+    @contextmanager
+    def start_as_current_span(self, name: str, *args: Any, **kwargs: Any) -> Iterator[Span]:
+        ours = _FOLD_INTO.get()
+        attributes = kwargs.get("attributes") or {}
+        if (
+            ours is not None
+            and attributes.get("mcp.method.name") == "tools/call"
+            and kwargs.get("context") is None
+            and trace.get_current_span() is ours
+        ):
+            request_id = attributes.get("jsonrpc.request.id")
+            if request_id is not None:
+                ours.set_attribute("jsonrpc.request.id", str(request_id))
+            # What the SDK sets on this stand-in (its error.type, status) ours sets itself.
+            yield NonRecordingSpan(ours.get_span_context())
+            return
+        with self._inner.start_as_current_span(name, *args, **kwargs) as span:
+            yield span
+
+
+class _SidecarTracerProvider(TracerProvider):
+    """A TracerProvider whose tracer for the mcp SDK folds its tool-call spans into ours."""
+
+    def get_tracer(self, instrumenting_module_name: str, *args: Any, **kwargs: Any) -> trace.Tracer:
+        tracer = super().get_tracer(instrumenting_module_name, *args, **kwargs)
+        return _FoldingTracer(tracer) if instrumenting_module_name == _SDK_SCOPE else tracer
 
 
 def _sdk_noise(span: ReadableSpan) -> bool:
@@ -159,6 +203,15 @@ class _WatchedExporter(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
 
+def sidecar_resource(service_version: str) -> Resource:
+    """`service.name` (``mcp-sidecar`` unless `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES` say
+    otherwise) and `service.version`: the same for traces and metrics."""
+    resource = Resource.create({SERVICE_VERSION: service_version})
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
+    return resource
+
+
 _WATCHED: weakref.WeakKeyDictionary[TracerProvider, _WatchedExporter] = weakref.WeakKeyDictionary()
 
 
@@ -175,11 +228,9 @@ def configure_tracing(
     exporter = otlp_exporter_from_env()
     if exporter is None:
         return None
-    resource = Resource.create({SERVICE_VERSION: service_version})
-    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
+    resource = sidecar_resource(service_version)
     # The SDK's own exit hook would wait up to 30 s for an unreachable collector.
-    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    provider = _SidecarTracerProvider(resource=resource, shutdown_on_exit=False)
     watched = _WATCHED[provider] = _WatchedExporter(exporter)
     provider.add_span_processor(BatchSpanProcessor(watched))
     atexit.register(shutdown_tracing, provider, shutdown_timeout)
@@ -521,16 +572,15 @@ class ToolCall:
 
 
 def _error_type(exc: Exception) -> tuple[str, str]:
-    """(error.type, status description) from the exception's type, never its text: a message
-    from below (an HTTP error naming its URL) may carry credentials."""
+    """(error.type, status description): the type as `describe_error` decides it for metrics and
+    logs too; the description never from the text below (an HTTP error naming its URL may
+    carry credentials), only states and already-redacted reasons."""
+    error_type, _ = describe_error(exc)
     if isinstance(exc, ServerUnavailable):
-        return "unavailable", exc.reason  # states and already-redacted errors only
+        return error_type, exc.reason
     if isinstance(exc, MCPError):
-        return str(exc.code), f"MCP error {exc.code}"
-    error_type = getattr(exc, "error_type", None)  # ToolCallError and its subclasses
-    if isinstance(error_type, str):
-        return error_type, error_type
-    return type(exc).__qualname__, type(exc).__qualname__
+        return error_type, f"MCP error {exc.code}"
+    return error_type, error_type
 
 
 def _incoming(carrier: Mapping[str, Any] | None) -> Context | None:
@@ -551,7 +601,8 @@ def tool_call_span(
     carrier: Mapping[str, Any] | None = None,
     tracer_provider: trace.TracerProvider | None = None,
 ) -> Iterator[ToolCall]:
-    """A CLIENT span ``tools/call <tool>`` around one call, current while the block runs.
+    """A CLIENT span ``tools/call <tool>`` around one call, current while the block runs: the one
+    span of the call (the mcp SDK's own send span is folded into it, see `_FoldingTracer`).
 
     It continues the current context, or the caller's `traceparent` found in `carrier`
     (request headers, or the `params._meta` the caller sent). Exceptions mark it ERROR
@@ -572,6 +623,7 @@ def tool_call_span(
         record_exception=False,  # its message and traceback could carry secrets
         set_status_on_exception=False,
     ) as span:
+        fold = _FOLD_INTO.set(span)
         try:
             yield ToolCall(span)
         except Exception as exc:
@@ -583,6 +635,8 @@ def tool_call_span(
         except BaseException:
             _fail(span, "cancelled", "cancelled")
             raise
+        finally:
+            _FOLD_INTO.reset(fold)
 
 
 def inject_meta() -> dict[str, str]:

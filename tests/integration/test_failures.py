@@ -35,32 +35,39 @@ async def test_crash_at_start_reports_exit_code_and_stderr(
         assert status.last_error is not None
         assert "exited with code 1" in status.last_error
         assert "ModuleNotFoundError" in status.last_error  # the last stderr line, not "Connection closed"
-        assert manager.failed_servers == ["crashy"]
-        assert manager.errors == {"crashy": status.last_error}
+        assert [s.name for s in manager.failed_servers] == ["crashy"]
+        assert {name: str(error) for name, error in manager.errors.items()} == {"crashy": status.last_error}
     leak_guard.assert_clean()
 
 
 async def test_hang_at_initialize_fails_at_its_connect_timeout_only(
     python_server: Callable[..., ServerConfig], watch: Watch, is_event: IsEvent, leak_guard: LeakGuard
 ) -> None:
-    connect_timeout = 1.0
+    connect_timeout, grace = 1.0, 1.0
     manager = MCPServerManager(
         [
-            python_server("--hang-at-initialize", name="hung", connect_timeout=connect_timeout),
+            python_server(
+                "--hang-at-initialize", name="hung", connect_timeout=connect_timeout, connect_grace=grace
+            ),
             python_server(name="fine"),
         ]
     )
     events = watch(manager)
     started = time.time()
     async with manager:
-        failed = await events.wait_for(is_event("hung", "connect_failed"), timeout=connect_timeout + 1)
+        # Not ready at the connect timeout; the attempt goes on through its grace, then ends.
+        overdue = await events.wait_for(is_event("hung", "connect_overdue"), timeout=connect_timeout + 1)
+        assert overdue.ts - started < connect_timeout + 0.5, overdue.ts - started
+        assert manager.status("hung").state is ServerState.RECONNECTING
+        assert manager.status("hung").last_error_type == "timeout"
+        deadline = connect_timeout + grace + 1
+        failed = await events.wait_for(is_event("hung", "connect_failed"), timeout=deadline)
         assert isinstance(failed, ConnectFailed)
         assert failed.error_type == "timeout"
-        assert connect_timeout <= failed.duration < connect_timeout + 0.5, failed
-        assert failed.ts - started < connect_timeout + 0.5, failed.ts - started
+        assert connect_timeout + grace <= failed.duration < connect_timeout + grace + 0.5, failed
         assert manager.status("hung").state is ServerState.RECONNECTING
 
-        # The healthy one is up and answers promptly while "hung" keeps hanging on retries.
+    # The healthy one is up and answers promptly while "hung" keeps hanging on retries.
         assert manager.status("fine").active, manager.status("fine")
         await events.wait_for(is_event("hung", "reconnect_attempt"), timeout=2)
         call_started = time.monotonic()
@@ -217,4 +224,27 @@ async def test_sigkill_is_noticed_even_when_a_helper_holds_stdout(
         os.kill(pid, signal.SIGKILL)  # the server; its `sleep` helper keeps the stdout pipe open
         lost = await events.wait_for(is_event("wrapped", "lost"), timeout=1, after=mark)
         assert isinstance(lost, Lost) and "SIGKILL" in lost.error
+    leak_guard.assert_clean()
+
+
+async def test_a_hung_start_gives_its_connect_slot_up_when_overdue(
+    python_server: Callable[..., ServerConfig], watch: Watch, is_event: IsEvent, leak_guard: LeakGuard
+) -> None:
+    """One handshake at a time: the hung server holds the place only until its timeout, and the
+    wait for a place does not count against the next server's own connect timeout."""
+    manager = MCPServerManager(
+        [
+            python_server("--hang-at-initialize", name="hung", connect_timeout=1.0, connect_grace=30),
+            python_server(name="fine", connect_timeout=1.0),
+        ],
+        max_concurrent_connects=1,
+    )
+    events = watch(manager)
+    async with manager:
+        await events.wait_for(is_event("hung", "connect_overdue"), timeout=10)
+        connected = await events.wait_for(is_event("fine", "connected"), timeout=30)
+        assert manager.status("fine").active
+        assert manager.status("hung").state is ServerState.RECONNECTING  # still in its grace
+        assert not [e for e in events.drain() if e.server == "fine" and e.kind == "connect_failed"]
+        assert connected.ts >= min(e.ts for e in events.drain() if e.kind == "connect_overdue")
     leak_guard.assert_clean()

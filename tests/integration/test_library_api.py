@@ -8,12 +8,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio
 import pytest
 from support import BEHAVING
 
 from sidecar import (
     MCPServerManager,
     ServerConfig,
+    ServerFailure,
     ServerState,
     ServerUnavailable,
     StartupError,
@@ -52,14 +54,14 @@ async def test_lists_errors_and_unavailable_servers(
     # startup_timeout: do not wait for "hung", which stays inside its first connect attempt.
     async with MCPServerManager(servers, startup_timeout=0.2) as manager:
         await wait_until(lambda: manager.status("ok").active, timeout=10, what="ok active")
-        assert manager.all_servers == ["ok", "broken", "hung"]
-        assert manager.active_servers == ["ok"]
+        assert [s.name for s in manager.all_servers] == ["ok", "broken", "hung"]
+        assert [s.name for s in manager.active_servers] == ["ok"]
         assert manager.status("hung").state is ServerState.CONNECTING
-        assert manager.failed_servers == ["broken"]
+        assert [s.name for s in manager.failed_servers] == ["broken"]
         assert manager.dropped_servers == []
         assert list(manager.errors) == ["broken"]
-        assert "ModuleNotFoundError" in manager.errors["broken"]
-        assert [s.name for s in manager.statuses()] == manager.all_servers
+        assert "ModuleNotFoundError" in str(manager.errors["broken"])
+        assert manager.statuses() == manager.all_servers
 
         # Down, connecting, unknown: each refused at once, never after a wait.
         assert "reconnecting" in str(await _unavailable_at_once(manager, "broken"))
@@ -70,6 +72,16 @@ async def test_lists_errors_and_unavailable_servers(
     leak_guard.assert_clean()
 
 
+def _ok_and_late(
+    python_server: Callable[..., ServerConfig], server_config: Callable[..., ServerConfig], script: Path
+) -> list[ServerConfig]:
+    """`ok`, and `late`, which runs `script`: missing until the test creates it (python exits with 2)."""
+    return [
+        python_server(name="ok"),
+        server_config("late", command=sys.executable, args=[str(script)], reconnect={"max_backoff": 0.2}),
+    ]
+
+
 async def test_drop_stops_retries_and_reconnect_revives(
     python_server: Callable[..., ServerConfig],
     server_config: Callable[..., ServerConfig],
@@ -78,23 +90,19 @@ async def test_drop_stops_retries_and_reconnect_revives(
     tmp_path: Path,
     leak_guard: LeakGuard,
 ) -> None:
-    script = tmp_path / "late.py"  # missing for now: python exits with code 2
-    servers = [
-        python_server(name="ok"),
-        server_config("late", command=sys.executable, args=[str(script)], reconnect={"max_backoff": 0.2}),
-    ]
-    manager = MCPServerManager(servers)
+    script = tmp_path / "late.py"
+    manager = MCPServerManager(_ok_and_late(python_server, server_config, script))
     events = watch(manager)
     async with manager:
-        assert manager.failed_servers == ["late"]
-        assert "exited with code 2" in manager.errors["late"]
+        assert [s.name for s in manager.failed_servers] == ["late"]
+        assert "exited with code 2" in str(manager.errors["late"])
         # It is retrying, so the quiet window below could catch a retry if drop did not work.
         await events.wait_for(is_event("late", "reconnect_attempt"), timeout=2)
 
         assert await manager.drop_failed_servers() == ["late"]
-        assert manager.dropped_servers == ["late"]
+        assert [s.name for s in manager.dropped_servers] == ["late"]
         assert manager.failed_servers == []
-        assert manager.active_servers == ["ok"]
+        assert [s.name for s in manager.active_servers] == ["ok"]
         assert "late" in manager.errors  # dropped servers keep their reason
         dropped = await events.wait_for(is_event("late", "dropped"), timeout=1)
         assert isinstance(dropped, Dropped) and dropped.reason == "manual"
@@ -137,8 +145,8 @@ async def test_give_up_drops_or_keeps_per_policy(
         assert not [e for e in quiet if e.kind in ("reconnect_attempt", "connecting")], quiet
         assert manager.status("dropper").state is ServerState.DROPPED
         assert manager.status("keeper").state is ServerState.FAILED
-        assert manager.dropped_servers == ["dropper"]
-        assert manager.failed_servers == ["keeper"]
+        assert [s.name for s in manager.dropped_servers] == ["dropper"]
+        assert [s.name for s in manager.failed_servers] == ["keeper"]
         assert set(manager.errors) == {"dropper", "keeper"}
         for name in ("dropper", "keeper"):
             assert manager.status(name).reconnect_attempts == 2
@@ -184,6 +192,95 @@ servers:
     )
     async with MCPServerManager(config) as manager:
         assert manager.strict
-        assert manager.active_servers == ["vital"]
-        assert manager.failed_servers == ["nice-to-have"]
+        assert [s.name for s in manager.active_servers] == ["vital"]
+        assert [s.name for s in manager.failed_servers] == ["nice-to-have"]
+    leak_guard.assert_clean()
+
+
+async def test_the_seed_idioms_work_as_written(
+    python_server: Callable[..., ServerConfig],
+    server_config: Callable[..., ServerConfig],
+    watch: Watch,
+    is_event: IsEvent,
+    tmp_path: Path,
+    leak_guard: LeakGuard,
+) -> None:
+    """Lists of objects with `.name`, `errors` as exceptions, a drop that needs no await."""
+    script = tmp_path / "late.py"
+    manager = MCPServerManager(_ok_and_late(python_server, server_config, script))
+    events = watch(manager)
+    async with manager:
+        assert [s.name for s in manager.active_servers] == ["ok"]
+        assert {s.name for s in manager.active_servers} == {"ok"}
+        assert [s.name for s in manager.all_servers] == ["ok", "late"]
+        (late,) = manager.failed_servers
+        assert late.name == "late" and late.state is ServerState.RECONNECTING
+        error = manager.errors["late"]
+        assert isinstance(error, ServerFailure)
+        assert str(error) == late.last_error and "exited with code 2" in str(error)
+        assert (error.server, error.state, error.error_type) == ("late", "reconnecting", "exited")
+        await events.wait_for(is_event("late", "reconnect_attempt"), timeout=2)
+
+        mark = events.mark()
+        dropping = manager.drop_failed_servers()  # no await, as the seed calls it
+        assert dropping == ["late"]
+        assert manager.failed_servers == []  # at once: nothing ran in between
+        assert [s.name for s in manager.dropped_servers] == ["late"]
+        assert manager.errors["late"].state == "dropped"
+        assert "dropped" in str(await _unavailable_at_once(manager, "late"))
+
+        quiet = await events.collect(0.8)  # backoff <= 0.2 s: retries would show up here
+        late_events = [e.kind for e in events.events[mark:] if e.server == "late"]
+        assert late_events == ["dropped"], (late_events, quiet)
+        assert await dropping == ["late"]  # awaiting it later is harmless
+
+        script.symlink_to(BEHAVING)  # now it can connect
+        active = await manager.reconnect(failed_only=True)
+        assert {s.name for s in active} == {"ok", "late"}
+        assert manager.errors == {}
+    leak_guard.assert_clean()
+
+
+async def test_a_drop_abandons_the_attempt_in_flight(
+    server_config: Callable[..., ServerConfig],
+    watch: Watch,
+    is_event: IsEvent,
+    tmp_path: Path,
+    leak_guard: LeakGuard,
+) -> None:
+    """Dropped while a reconnect attempt is waiting for `initialize`: dropped at once, the
+    child is killed by the server's own task, and no late failure or success follows."""
+    script, pidfile = tmp_path / "hanger.py", tmp_path / "hanger.pid"  # script missing: exit 2
+    server = server_config(
+        "hanger",
+        command=sys.executable,
+        args=[str(script), "--hang-at-initialize", "--pidfile", str(pidfile)],
+        connect_timeout=60,
+        reconnect={"initial_backoff": 0.05, "max_backoff": 0.1},
+    )
+    manager = MCPServerManager([server])
+    events = watch(manager)
+    async with manager:
+        assert manager.status("hanger").state is ServerState.RECONNECTING
+        script.symlink_to(BEHAVING)  # the next attempt spawns a server that never answers
+        mark = events.mark()
+        await events.wait_for(is_event("hanger", "reconnect_attempt"), timeout=5, after=mark)
+        deadline = time.monotonic() + 15
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            assert time.monotonic() < deadline, "the hanging server never started"
+            await anyio.sleep(0.01)
+        child = int(pidfile.read_text())
+        assert leak_guard.alive(child)
+
+        mark = events.mark()
+        assert manager.drop(["hanger"]) == ["hanger"]
+        assert manager.status("hanger").state is ServerState.DROPPED
+        deadline = time.monotonic() + 5  # far below the 60 s connect timeout
+        while leak_guard.alive(child):
+            assert time.monotonic() < deadline, "the abandoned attempt's process is still alive"
+            await anyio.sleep(0.01)
+        await events.collect(0.5)
+        kinds = [e.kind for e in events.events[mark:] if e.server == "hanger"]
+        assert kinds == ["dropped"], kinds
+        assert manager.status("hanger").state is ServerState.DROPPED
     leak_guard.assert_clean()

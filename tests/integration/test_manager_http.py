@@ -84,7 +84,7 @@ async def test_killed_http_server_is_noticed_and_reconnected_after_restart(
         assert noticed < bound, (noticed, lost)
         assert lost.reason in ("transport_error", "probe_error", "probe_timeout", "closed"), lost
         assert not manager.status("remote").active
-        assert manager.failed_servers == ["remote"]
+        assert [s.name for s in manager.failed_servers] == ["remote"]
         # While it is down, attempts fail (connection refused) and keep being scheduled.
         await events.wait_for(is_event("remote", "connect_failed"), timeout=3, after=mark)
 

@@ -66,12 +66,12 @@ async def test_canaries_appear_nowhere(
     events = watch(manager)
     async with manager:
         for server in manager.all_servers:
-            await events.wait_for(is_event(server, "gave_up"), timeout=5)
+            await events.wait_for(is_event(server.name, "gave_up"), timeout=5)
         statuses = manager.statuses()
-        errors = manager.errors
+        errors = {name: str(error) for name, error in manager.errors.items()}
     everything = events.drain()
 
-    assert set(errors) == set(manager.all_servers), errors
+    assert set(errors) == {s.name for s in manager.all_servers}, errors
     # The secret really was in the stderr tail: masked, not missing.
     assert "token is ***" in errors["stdio-env"], errors["stdio-env"]
     assert "exited with code 3" in errors["stdio-env"]

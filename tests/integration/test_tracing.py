@@ -96,7 +96,7 @@ async def traced(
         monkeypatch.setenv(name, value)
     provider = configure_tracing(VERSION, set_global=False)
     assert isinstance(provider, TracerProvider)
-    tracer = LifecycleTracer(provider, [manager.config(name) for name in manager.all_servers])
+    tracer = LifecycleTracer(provider, [manager.config(s.name) for s in manager.all_servers])
     subscription = manager.subscribe(max_buffer=10_000)  # before entering: `connecting` too
     try:
         async with anyio.create_task_group() as tg:
@@ -271,7 +271,7 @@ async def test_lifecycle_spans_over_http_protobuf(
     events = watch(manager)
     refs: Refs = []
     async with http_receiver() as receiver, traced(manager, receiver, otel_env, refs):
-        assert manager.active_servers == ["steady", "hanging", "web"], manager.errors
+        assert [s.name for s in manager.active_servers] == ["steady", "hanging", "web"], manager.errors
         await manager.call_tool("hanging", "echo", {"text": "last answer"})
         await events.wait_for(passed_probes("steady", 2), timeout=5)  # they must make no span
         mark = events.mark()
@@ -329,7 +329,7 @@ async def test_lifecycle_spans_over_grpc(
     events = watch(manager)
     refs: Refs = []
     async with grpc_receiver() as receiver, traced(manager, receiver, otel_env, refs):
-        assert manager.active_servers == ["steady"], manager.errors
+        assert [s.name for s in manager.active_servers] == ["steady"], manager.errors
         await events.wait_for(passed_probes("steady", 2), timeout=5)  # they must make no span
         mark = events.mark()
         pid = manager.status("steady").pid
@@ -539,4 +539,6 @@ def test_exit_is_not_held_by_a_dead_collector(
     stderr = err.decode(errors="replace")
     assert process.returncode == 0, stderr
     took = exited - float(out)
-    assert took < 2.0, f"exit took {took:.2f}s after the last span; stderr:\n{stderr[-2000:]}"
+    # A held exit waits out the exporter's 10 s budget; a busy machine's interpreter teardown
+    # alone has taken over 2 s here, so the bound sits between the two.
+    assert took < 6.0, f"exit took {took:.2f}s after the last span; stderr:\n{stderr[-2000:]}"

@@ -22,7 +22,7 @@ from externals import require
 from prometheus_client.parser import text_string_to_metric_families
 from support import REPO
 
-from sidecar.events import ToolCalled
+from sidecar.events import Lost, ToolCalled
 from sidecar.state import ServerState, ServerStatus
 from sidecar.telemetry import metrics as _metrics
 
@@ -37,7 +37,8 @@ HISTOGRAMS = frozenset(name for name, kind in FAMILIES.items() if kind == "histo
 
 def _exported_labels() -> dict[str, frozenset[str]]:
     """name -> labels of every `mcp_*` family the exporter writes for one server that has
-    answered its handshake and had one failed tool call. This also finds
+    answered its handshake, had one failed tool call and lost its connection once, and for a
+    gateway that answered one call and ended one session. This also finds
     `mcp_sidecar_build_info`, the one contract series prometheus-client renders (not a `_Family`)."""
     kind = {"transport": "stdio", "criticality": "critical"}
     status = ServerStatus(name="s", **kind, state=ServerState.ACTIVE, since=1.0, tools=("t",),
@@ -45,13 +46,19 @@ def _exported_labels() -> dict[str, frozenset[str]]:
     exporter = _metrics.SidecarMetrics(lambda: [status])
     exporter.observe(ToolCalled(server="s", **kind, state=ServerState.ACTIVE, previous=ServerState.ACTIVE,
                                 ts=1.0, tool="t", duration=0.01, error_type="tool_error"))  # fmt: skip
+    exporter.observe(Lost(server="s", **kind, state=ServerState.RECONNECTING, previous=ServerState.ACTIVE,
+                          ts=2.0, reason="exited", error="x", connected_for=1.0))  # fmt: skip
+    exporter.record_server_operation("tools/call", 0.01, error_type="tool_error", tool="s__t",
+                                     protocol_version="2025-11-25")  # fmt: skip
+    exporter.record_server_session(1.0, "2025-11-25", error_type="closed")
     body, _ = exporter.render()
     labels: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(body.decode()):
         for sample in family.samples:
             base, _, suffix = sample.name.rpartition("_")
             name = base if base in HISTOGRAMS and suffix in {"bucket", "sum", "count"} else sample.name
-            if name.startswith("mcp_"):
+            # `_created` is prometheus-client's creation time of a counter, not a series of the contract.
+            if name.startswith("mcp_") and not name.endswith("_created"):
                 labels.setdefault(name, set()).update(set(sample.labels) - {"le"})
     unrendered = set(FAMILIES) - set(labels)
     if unrendered:

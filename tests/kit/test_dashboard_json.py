@@ -28,6 +28,11 @@ REQUIRED_PANELS = {
     "Tool call rate",
     "Tool call errors",
     "Tool call latency",
+    "Dropped servers",
+    "Internal errors",
+    "Upstream latency by method",
+    "Upstream errors by method",
+    "Upstream session duration",
     "Build",
 }
 RANGE_FUNCTIONS = re.compile(r"\b(rate|irate|increase|changes|delta|deriv|\w+_over_time)\((?P<arg>[^()]*)\)")
@@ -131,6 +136,8 @@ def test_per_server_panels_follow_the_server_variable(
             base = re.sub(r"_bucket$", "", metric)
             if "server" in contract.get(base, frozenset()) and title != "Critical servers down":
                 assert 'server=~"$server"' in matchers, f"{title}: {metric}"
+            if "mcp_sidecar_server" in contract.get(re.sub(r"_(bucket|count|sum)$", "", metric), frozenset()):
+                assert 'mcp_sidecar_server=~"$server"' in matchers, f"{title}: {metric}"
 
 
 def test_only_contract_metrics(
@@ -149,8 +156,13 @@ def test_only_contract_metrics(
     for variable in dashboard["templating"]["list"][1:]:
         used |= promql_metrics(variable["definition"].removeprefix("label_values(").rsplit(",", 1)[0])
     # Everything the contract offers an operator is on the dashboard, except the per-server
-    # implementation details that /health/mcp shows better.
-    assert set(contract) - used == {"mcp_server_info"}
+    # implementation details that /health/mcp shows better, and the gateway's side of the MCP
+    # conventions: its panels come with the gateway (the live test needs one to give them data).
+    assert set(contract) - used == {
+        "mcp_server_info",
+        "mcp_server_operation_duration_seconds",
+        "mcp_server_session_duration_seconds",
+    }
 
 
 @pytest.mark.parametrize("metric", ["mcp_server_up_typo", "mcp_tool_call_duration_seconds_sum_x"])

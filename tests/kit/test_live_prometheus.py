@@ -43,7 +43,7 @@ FOR = "2s"  # every rule's `for:` in this harness (the shipped ones are minutes)
 FOR_SECONDS = 2
 FIRING_BOUND = FOR_SECONDS + 3 * SCRAPE_SECONDS  # SIGKILL -> firing, at most (the issue's "must show")
 RATE_INTERVAL = "1m"  # what Grafana would put for $__rate_interval; covers the whole test
-MIN_DASHBOARD_PANELS = 13  # the panels tests/kit/test_dashboard_json.py requires
+MIN_DASHBOARD_PANELS = 18  # the panels tests/kit/test_dashboard_json.py requires
 ADMIN_TOKEN = "live-test-admin-token"  # tools are called through the sidecar's admin endpoint
 
 T = TypeVar("T")
@@ -420,6 +420,13 @@ async def test_every_dashboard_query_returns_data(stack: Stack, dashboard: dict[
         20,
         "the disconnect counted",
     )
+    await stack.wait_up("opt")
+    # A second loss once the first lost session is scraped, so that the session histogram's rate
+    # is above zero (a rate needs the count to rise between two scrapes).
+    sessions = 'mcp_client_session_duration_seconds_count{job="mcp-sidecar", mcp_sidecar_server="opt"}'
+    await eventually(lambda: stack.query(sessions), 20, "the lost session scraped")
+    os.kill(stack.pid("opt"), signal.SIGKILL)
+    await eventually(lambda: stack.query(f"sum({sessions}) > 1"), 20, "the second lost session scraped")
     await stack.wait_up("opt")
     # Tool calls through the sidecar, one of them failing, for the tool-call panels: a round
     # before the series' first scrape and one after, so that their rates are above zero.

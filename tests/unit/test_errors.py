@@ -17,9 +17,12 @@ from sidecar.errors import (
     StartupError,
     ToolCallError,
     ToolCallTimeout,
+    answered_by_server,
     describe_error,
+    is_internal_error,
     leaf_exceptions,
 )
+from sidecar.state import IllegalTransition
 
 # describe_error asks anyio for the backend's cancellation class, so it needs a running loop.
 pytestmark = pytest.mark.anyio
@@ -40,8 +43,13 @@ CASES: list[tuple[str, BaseException, str, str]] = [
     ("timeout-text", TimeoutError("deadline passed"), "timeout", "deadline passed"),
     ("mcp-closed", MCPError(-32000, "Connection closed"), "closed", "connection closed"),
     ("mcp-timeout", MCPError(-32001, "Request timed out"), "timeout", "request timed out"),
-    ("mcp-other", MCPError(-32602, "Invalid params"), "mcp_error", "MCP error -32602: Invalid params"),
-    ("mcp-with-data", MCPError(-32603, "Internal", data={"x": 1}), "mcp_error", "MCP error -32603: Internal"),
+    ("mcp-other", MCPError(-32602, "Invalid params"), "-32602", "MCP error -32602: Invalid params"),
+    ("mcp-with-data", MCPError(-32603, "Internal", data={"x": 1}), "-32603", "MCP error -32603: Internal"),
+    ("mcp-app-code", MCPError(4711, "Custom"), "_OTHER", "MCP error 4711: Custom"),
+    ("mcp-reserved-edge", MCPError(-32768, "Edge"), "-32768", "MCP error -32768: Edge"),
+    ("unavailable", ServerUnavailable("fs", "dropped"), "unavailable", "dropped"),
+    ("tool-call-error", ToolCallError("fs", "read", "closed", "gone"), "closed", "fs/read: gone"),
+    ("tool-call-timeout", ToolCallTimeout("fs", "read", "timeout", "slow"), "timeout", "fs/read: slow"),
     (
         "httpx-connect",
         httpx2.ConnectError("Connection refused"),
@@ -151,3 +159,54 @@ async def test_sidecar_errors() -> None:
     for exc_class in (StartupError, ServerUnavailable, ToolCallError, ToolCallTimeout):
         assert issubclass(exc_class, SidecarError)
     assert issubclass(ToolCallTimeout, ToolCallError)
+
+
+@pytest.mark.parametrize(
+    ("exc", "answered"),
+    [
+        (MCPError(-32602, "Invalid params"), True),
+        (MCPError(4711, "Custom"), True),
+        (ExceptionGroup("g", [MCPError(-32601, "Method not found")]), True),
+        (MCPError(-32000, "Connection closed"), False),  # the SDK's own: the server said nothing
+        (MCPError(-32001, "Request timed out"), False),
+        (TimeoutError(), False),
+        (httpx2.ConnectError("refused"), False),
+    ],
+)
+def test_answered_by_server_only_for_errors_the_server_sent(exc: BaseException, answered: bool) -> None:
+    assert answered_by_server(exc) is answered
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        KeyError("k"),
+        AttributeError("a"),
+        TypeError("t"),
+        AssertionError(),
+        ZeroDivisionError(),
+        IllegalTransition("active -> connecting"),
+        ExceptionGroup("g", [OSError("refused"), IndexError("i")]),
+    ],
+    ids=lambda exc: type(exc).__name__,
+)
+def test_programming_errors_are_ours(exc: BaseException) -> None:
+    assert is_internal_error(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        MCPError(-32000, "Connection closed"),
+        OSError("refused"),
+        TimeoutError(),
+        ValueError("not JSON"),
+        RuntimeError("Unsupported protocol version from the server"),
+        httpx2.ConnectError("refused"),
+        anyio.BrokenResourceError(),
+        ExceptionGroup("g", [httpx2.ReadError("reset")]),
+    ],
+    ids=lambda exc: type(exc).__name__,
+)
+def test_server_and_transport_failures_are_not_ours(exc: BaseException) -> None:
+    assert not is_internal_error(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 
 import anyio
 import pytest
@@ -18,8 +19,10 @@ from sidecar.events import (
     HealthCheckPassed,
     LifecycleEvent,
     Lost,
+    PromptsChanged,
     ReconnectAttempt,
     ReconnectScheduled,
+    ResourcesChanged,
     Stopped,
     Subscription,
     ToolsChanged,
@@ -230,6 +233,15 @@ EXAMPLES: list[LifecycleEvent] = [
     Dropped(**COMMON, state=S.DROPPED, previous=S.FAILED, ts=1.0, reason="policy"),
     Stopped(**COMMON, state=S.STOPPED, previous=S.ACTIVE, ts=1.0),
     ToolsChanged(**COMMON, state=S.ACTIVE, previous=S.ACTIVE, ts=1.0, tools=("a", "b")),
+    PromptsChanged(**COMMON, state=S.ACTIVE, previous=S.ACTIVE, ts=1.0, prompts=("greet",)),
+    ResourcesChanged(
+        **COMMON,
+        state=S.ACTIVE,
+        previous=S.ACTIVE,
+        ts=1.0,
+        resources=("file:///a",),
+        resource_templates=("file:///{path}",),
+    ),
 ]
 
 
@@ -253,3 +265,41 @@ def test_event_kinds_are_distinct_class_constants() -> None:
 def test_events_are_keyword_only() -> None:
     with pytest.raises(TypeError):
         Stopped("time", "stdio", "optional", S.STOPPED, S.ACTIVE, 1.0)  # type: ignore[misc]
+
+
+def test_every_view_takes_every_event() -> None:
+    """Metrics, log lines and spans are fed every kind of event, new kinds included, without failing."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from sidecar.state import ServerStatus
+    from sidecar.telemetry.conventions import ClientConventions
+    from sidecar.telemetry.logs import LogWriter, format_json, format_text
+    from sidecar.telemetry.metrics import SidecarMetrics
+    from sidecar.telemetry.tracing import LifecycleTracer
+
+    status = ServerStatus(name="time", transport="stdio", criticality="optional", state=S.ACTIVE, since=1.0)
+    metrics = SidecarMetrics(lambda: [status])
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = LifecycleTracer(provider)
+    lines = io.StringIO()
+    writers = [LogWriter(format_json, lines), LogWriter(format_text, lines)]
+    conventions = ClientConventions()
+    for e in EXAMPLES:
+        metrics.observe(e)
+        tracer.observe(e)
+        if isinstance(e, ToolsChanged | PromptsChanged | ResourcesChanged):
+            assert conventions.observe(e) == ()  # no request of ours, no session's end
+        else:
+            conventions.observe(e)
+        for writer in writers:
+            writer.write(e)
+    body, _ = metrics.render(False)
+    assert b"mcp_server_up" in body
+    written = lines.getvalue()
+    assert '"event":"prompts_changed"' in written and '"prompts":["greet"]' in written
+    assert '"event":"resources_changed"' in written and '"resource_templates":["file:///{path}"]' in written
+    assert exporter.get_finished_spans()  # the tracer still made its spans

@@ -20,9 +20,13 @@ MODULE_NAMES = sorted(
 
 
 def _public_names(package: ModuleType) -> list[str]:
-    """Names the package defines for users: imported from its own modules, plus `__version__`."""
+    """Names the package defines for users: imported from its own modules, plus `__version__`.
+
+    `dir()`, not `vars()`: the package loads its names on first use (a module `__getattr__`),
+    and `getattr` loads each one, so a name pointing at the wrong module fails here."""
     names = ["__version__"]
-    for name, value in vars(package).items():
+    for name in dir(package):
+        value = getattr(package, name)
         if name.startswith("_") or inspect.ismodule(value):
             continue
         if getattr(value, "__module__", "").startswith("sidecar."):

@@ -18,10 +18,12 @@ from sidecar.events import (
     HealthCheckPassed,
     LifecycleEvent,
     Lost,
+    Phase,
     ReconnectAttempt,
     ToolCalled,
 )
 from sidecar.state import ServerState, ServerStatus
+from sidecar.telemetry.conventions import CLIENT_OPERATION, Observation
 from sidecar.telemetry.metrics import DISCONNECT_REASONS, SidecarMetrics, wants_openmetrics
 
 A = ServerStatus(
@@ -202,3 +204,116 @@ def test_openmetrics_is_chosen_by_the_accept_header() -> None:
     assert wants_openmetrics(prometheus)
     assert not wants_openmetrics("text/plain")
     assert not wants_openmetrics("")
+
+
+# -- the MCP convention histograms ---------------------------------------------------------------
+
+OPS = "mcp_client_operation_duration_seconds"
+
+
+def _connected(server: str = "alpha", version: str = "2025-11-25") -> LifecycleEvent:
+    phases = (Phase("initialize", 1.0, 1.004), Phase("tools/list", 1.004, 1.03))
+    return event(Connected, server=server, attempt=0, duration=0.03, protocol_version=version,
+                 server_name="fs", server_version="1", tools=("read",), phases=phases)  # fmt: skip
+
+
+@pytest.mark.parametrize("openmetrics", [False, True])
+def test_convention_histograms_in_seconds_with_the_conventions_buckets(openmetrics: bool) -> None:
+    metrics = SidecarMetrics(lambda: [A])
+    metrics.observe(_connected())
+    metrics.observe(event(HealthCheckPassed, duration=0.015, method="ping"))
+    metrics.observe(event(ToolCalled, tool="read", duration=0.4, error_type="-32602"))
+    metrics.observe(event(Lost, reason="exited", error="x", connected_for=75.0))
+    body, _ = metrics.render(openmetrics)
+    families = {f.name: f for f in (parse_openmetrics if openmetrics else parse_text)(body.decode())}
+    for name in (OPS, "mcp_client_session_duration_seconds", "mcp_server_operation_duration_seconds",
+                 "mcp_server_session_duration_seconds"):  # fmt: skip
+        key = name.removesuffix("_seconds") if openmetrics else name  # OpenMetrics keeps the unit apart
+        assert families[key if key in families else name].type == "histogram", name
+    found = samples(metrics, openmetrics)
+    base = {"mcp_protocol_version": "2025-11-25", "network_transport": "pipe", "mcp_sidecar_server": "alpha"}
+    ping = {"mcp_method_name": "ping", **base}
+    les = ("0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1.0", "2.0", "5.0", "10.0", "30.0", "60.0", "120.0",
+           "300.0", "+Inf")  # fmt: skip
+    assert [get(found, f"{OPS}_bucket", **ping, le=le) for le in les] == [0] + [1] * 14
+    assert get(found, f"{OPS}_count", mcp_method_name="initialize", **base) == 1
+    assert get(found, f"{OPS}_sum", mcp_method_name="tools/list", **base) == pytest.approx(0.026)
+    call = {"mcp_method_name": "tools/call", "error_type": "-32602", "gen_ai_tool_name": "read", **base}
+    assert get(found, f"{OPS}_bucket", **call, le="0.5") == 1
+    assert get(found, f"{OPS}_bucket", **call, le="0.2") == 0
+    lost = {"error_type": "exited", **base}
+    assert get(found, "mcp_client_session_duration_seconds_bucket", **lost, le="120.0") == 1
+    assert get(found, "mcp_client_session_duration_seconds_bucket", **lost, le="60.0") == 0
+
+
+def test_the_gateway_records_its_side() -> None:
+    metrics = SidecarMetrics(lambda: [A])
+    metrics.record_server_operation("tools/call", 0.03, tool="alpha__read", protocol_version="2026-07-28")
+    metrics.record_server_operation("tools/call", 0.5, error_type="tool_error", tool="alpha__read")
+    metrics.record_server_operation("made/up", 0.001, error_type="-32601")  # a client can say anything
+    metrics.record_server_session(12.0, "2025-11-25")
+    metrics.record_server_session(3.0, "2025-11-25", error_type="closed")
+    found = samples(metrics)
+    ops = "mcp_server_operation_duration_seconds"
+    ok = {"mcp_method_name": "tools/call", "gen_ai_tool_name": "alpha__read",
+          "mcp_protocol_version": "2026-07-28", "network_transport": "tcp"}  # fmt: skip
+    assert get(found, f"{ops}_count", **ok) == 1
+    failed = {"mcp_method_name": "tools/call", "error_type": "tool_error", "gen_ai_tool_name": "alpha__read",
+              "network_transport": "tcp"}  # fmt: skip
+    assert get(found, f"{ops}_bucket", **failed, le="0.5") == 1
+    assert (
+        get(found, f"{ops}_count", mcp_method_name="_OTHER", error_type="-32601", network_transport="tcp")
+        == 1
+    )
+    sessions = "mcp_server_session_duration_seconds"
+    assert get(found, f"{sessions}_count", mcp_protocol_version="2025-11-25", network_transport="tcp") == 1
+    assert get(found, f"{sessions}_sum", error_type="closed", mcp_protocol_version="2025-11-25",
+               network_transport="tcp") == 3.0  # fmt: skip
+
+
+def test_one_observation_reaches_prometheus_and_every_listener_alike() -> None:
+    metrics = SidecarMetrics(lambda: [A])
+    heard: list[Observation] = []
+    metrics.add_listener(heard.append)
+    metrics.observe(_connected())
+    metrics.observe(event(HealthCheckPassed, duration=0.002, method="ping"))
+    metrics.record_server_session(1.0)
+    names = [o.metric for o in heard]
+    assert names == [
+        "mcp_server_connect_duration_seconds", CLIENT_OPERATION, CLIENT_OPERATION,
+        "mcp_server_health_check_duration_seconds", CLIENT_OPERATION, "mcp.server.session.duration",
+    ]  # fmt: skip
+    found = samples(metrics)
+    ping = next(o for o in heard if dict(o.attributes).get("mcp.method.name") == "ping")
+    labels = {key.replace(".", "_"): value for key, value in ping.attributes}
+    assert get(found, f"{OPS}_sum", **labels) == ping.value
+
+
+def test_a_removed_server_takes_its_convention_series_along() -> None:
+    statuses = [A, B]
+    metrics = SidecarMetrics(lambda: statuses)
+    metrics.observe(_connected())
+    metrics.observe(_connected(server="beta"))
+    metrics.record_server_session(1.0)
+    alpha = {"mcp_protocol_version": "2025-11-25", "network_transport": "pipe", "mcp_sidecar_server": "alpha"}
+    assert get(samples(metrics), f"{OPS}_count", mcp_method_name="initialize", **alpha) == 1
+    statuses.pop(0)
+    found = samples(metrics)
+    assert not any(("mcp_sidecar_server", "alpha") in key[1] for key in found)
+    assert any(("mcp_sidecar_server", "beta") in key[1] for key in found)
+    assert get(found, "mcp_server_session_duration_seconds_count", network_transport="tcp") == 1
+
+
+def test_contract_samples_for_the_otlp_export_match_the_scrape() -> None:
+    metrics = SidecarMetrics(lambda: [A, B])
+    metrics.observe(event(ReconnectAttempt, attempt=1))
+    metrics.observe(event(ToolCalled, tool="read", duration=0.1, error_type="tool_error"))
+    found = samples(metrics)
+    exported = metrics.contract_samples()
+    for name, points in exported.items():
+        for labels, value in points:
+            assert get(found, name, **labels) == value, (name, labels)
+    assert exported["mcp_tool_call_errors_total"] == [
+        ({"server": "alpha", "tool": "read", "error_type": "tool_error"}, 1)
+    ]
+    assert len(exported["mcp_server_state"]) == 2 * 6

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
+import mcp_types as types
 import pytest
 
-from sidecar.state import IllegalTransition, ServerState, ServerStatus, check_transition, is_down
+from sidecar.state import IllegalTransition, Offerings, ServerState, ServerStatus, check_transition, is_down
 
 S = ServerState
 
@@ -153,3 +154,24 @@ def test_status_replace_makes_a_new_snapshot() -> None:
     assert after.state is S.RECONNECTING and after.down
     assert before == _status()
     assert hash(before) == hash(_status())
+
+
+def _tool(name: str, description: str) -> types.Tool:
+    return types.Tool(name=name, description=description, input_schema={"type": "object"})
+
+
+def test_offerings_default_to_empty_and_compare_by_content() -> None:
+    assert _status().offerings == Offerings()
+    assert Offerings().capabilities is None
+    first = Offerings(tools=(_tool("read", "Read a file."),))
+    assert first == Offerings(tools=(_tool("read", "Read a file."),))
+    # Only the description differs: a different offering (a change the gateway must pass on).
+    assert first != Offerings(tools=(_tool("read", "Read a file, now faster."),))
+
+
+def test_a_status_with_offerings_is_still_hashable() -> None:
+    """The SDK's models are not hashable; the status must stay usable as a key all the same."""
+    offerings = Offerings(tools=(_tool("read", "one"),))
+    status = _status(offerings=offerings)
+    assert hash(status) == hash(_status(offerings=Offerings(tools=(_tool("read", "one"),))))
+    assert {status: 1}[_status(offerings=offerings)] == 1
