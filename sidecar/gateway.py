@@ -57,7 +57,6 @@ from .errors import ServerUnavailable, ToolCallError, describe_error
 from .events import HealthCheckFailed, HealthCheckPassed, Subscription, ToolCalled
 from .manager import MCPServerManager
 from .relay import LOG_LEVEL_KEY, LOG_LEVELS, NOTIFY_TIMEOUT, Relay, client_of, is_modern
-from .state import Offerings
 
 if TYPE_CHECKING:
     from .telemetry.metrics import SidecarMetrics
@@ -74,7 +73,6 @@ _RESOURCE_NOT_FOUND = -32002  # the MCP spec's code for resources/read of an unk
 _RESERVED_META = "io.modelcontextprotocol/"  # per-hop envelope keys: never forwarded (trap 6)
 _HOP_META = frozenset({"progressToken", "progress_token", "traceparent", "tracestate"})
 _QUIET_EVENTS = (HealthCheckPassed, HealthCheckFailed, ToolCalled)  # never change what is exposed
-_EMPTY = Offerings()
 _SINCE_KEY = "mcp_sidecar.since"  # in a client connection's `state`: when its session began
 _LIST_CHANGED = NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
 _PROMPT_RESULT: TypeAdapter[types.GetPromptResult | types.InputRequiredResult] = TypeAdapter(
@@ -179,26 +177,19 @@ class Gateway:
     def catalog(self) -> Catalog:
         """The catalog of this moment's snapshot (rebuilt only when an input changed)."""
         manager = self._manager
-        live = manager.tools()
-        inputs = []
-        for status in manager.statuses():
-            # Until the core fills `offerings` (branch core-streams), the live tool list. Either is
-            # replaced, never mutated, when it changes: compared by identity below.
-            source = status.offerings if status.offerings != _EMPTY else live.get(status.name, ())
-            inputs.append((status.name, status.active, source, manager.config(status.name)))
+        # Offerings are replaced, never mutated, when they change: compared by identity.
+        inputs = [
+            (status.name, status.active, status.offerings, manager.config(status.name))
+            for status in manager.statuses()
+        ]
         if len(inputs) != len(self._inputs) or any(
             a[:2] != b[:2] or a[2] is not b[2] or a[3] is not b[3]
             for a, b in zip(inputs, self._inputs, strict=True)
         ):
             self._inputs = inputs
             entries = [
-                server_entry(
-                    config,
-                    self._config,
-                    active,
-                    source if isinstance(source, Offerings) else Offerings(tools=source),
-                )
-                for _, active, source, config in inputs
+                server_entry(config, self._config, active, offerings)
+                for _, active, offerings, config in inputs
             ]
             self._catalog = build_catalog(entries, self._config.max_name_length)
             self._remember(self._catalog)
@@ -622,8 +613,10 @@ class Gateway:
                 await self._manager.request(server, request, types.EmptyResult)
 
         async with anyio.create_task_group() as tg:
-            for server in self._manager.active_servers:
-                tg.start_soon(tell, server)
+            for status in self._manager.statuses():
+                capabilities = status.offerings.capabilities
+                if status.active and (capabilities is None or capabilities.logging is not None):
+                    tg.start_soon(tell, status.name)
         return types.EmptyResult()
 
 

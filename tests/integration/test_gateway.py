@@ -115,6 +115,17 @@ async def test_both_eras_list_and_call_through_one_endpoint(
             served = await client.call_tool("remote__pid", {})
             assert served.structured_content == {"result": service.pid}
         assert running.gateway.sessions()["legacy"] == 1
+        # Prompts and resources of both servers, named and addressed like the tools.
+        for client in (legacy, modern):
+            prompts = [prompt.name for prompt in (await client.list_prompts()).prompts]
+            assert prompts == ["local__greet", "remote__greet"]
+            got = await client.get_prompt("remote__greet", {"name": "Ada"})
+            assert "Hello, Ada!" in str(got.messages[0].content)
+            uris = [resource.uri for resource in (await client.list_resources()).resources]
+            assert uris == ["mcp-sidecar://local/behaving://readme", "mcp-sidecar://remote/behaving://readme"]
+            item = await client.read_resource("mcp-sidecar://remote/behaving://items/7")
+            assert item.contents[0].uri == "mcp-sidecar://remote/behaving://items/7"
+            assert item.contents[0].text == "item 7"  # type: ignore[union-attr]
         # A 2026-07-28 result says who answered it: the gateway, not the server behind it (trap 6).
         stamped = await modern.call_tool("local__echo", {"text": "x"})
         assert (stamped.meta or {}).get("io.modelcontextprotocol/serverInfo", {}).get("name") == "mcp-sidecar"
