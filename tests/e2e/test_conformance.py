@@ -11,7 +11,6 @@ a client can see but its own endpoint.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
@@ -33,7 +32,6 @@ from .harness import SidecarProcess, health, write_config
 
 UPSTREAM = REPO / "tests" / "servers" / "conformance_upstream.py"
 ACTIVE_CHECKS = 40  # the active server suite of conformance 0.1.16: 30 scenarios, 40 checks
-GATEWAY_BUILT = importlib.util.find_spec("sidecar.gateway") is not None
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +134,21 @@ def _upstream_entry(transport: str, protocol: str, url: str | None) -> str:
     return f"  - {{name: conformance, transport: {transport}, {where}, {common}}}\n"
 
 
-@pytest.mark.skipif(not GATEWAY_BUILT, reason="the gateway (sidecar.gateway) is not on this branch yet")
+# Checks known not to pass through the gateway yet, per upstream, kept exact: a new loss fails
+# the test, and so does a fix (then shrink the list). A 2026-07-28 upstream has no
+# resources/subscribe (that era subscribes through subscriptions/listen, which the gateway
+# does not yet translate to), and sends log lines only to requests that opt in, which the
+# gateway's upstream calls do not yet do.
+KNOWN_GAPS: dict[tuple[str, str], set[tuple[str, str]]] = {
+    ("streamable-http", "legacy"): set(),
+    ("stdio", "auto"): {
+        ("resources-subscribe", "resources-subscribe"),
+        ("resources-unsubscribe", "resources-unsubscribe"),
+        ("tools-call-with-logging", "tools-call-with-logging"),
+    },
+}
+
+
 @pytest.mark.parametrize(
     ("transport", "protocol"),
     # auto: this upstream speaks 2026-07-28, so both eras and both transports are covered.
@@ -174,9 +186,10 @@ def test_what_passes_directly_passes_through_the_gateway(
         )
         listed = offer(gateway_url)
         through = run_suite(suite_node, gateway_url, tmp_path / "results")
-        missing = lost(direct.run.checks, through.checks)
-        assert not missing, f"pass directly, not through the gateway: {missing}\n{through.summary()}"
-        assert through.count("FAILURE") == 0, through.summary()
+        missing = set(lost(direct.run.checks, through.checks))
+        known = KNOWN_GAPS[(transport, protocol)]
+        assert missing == known, f"pass directly, not through the gateway: {missing}\n{through.summary()}"
+        assert through.count("FAILURE") == len(known), through.summary()
         assert listed == direct.offer  # names unchanged with prefix "", nothing missing
         assert sidecar.returncode is None
 

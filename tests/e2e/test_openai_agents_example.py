@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 EXAMPLE = REPO / "examples" / "openai_agents"
 SERVERS = EXAMPLE / "enterprise_servers.py"
-GATEWAY_BUILT = importlib.util.find_spec("sidecar.gateway") is not None
 
 pytestmark = pytest.mark.anyio
 
@@ -96,7 +95,6 @@ async def test_the_agent_opens_a_ticket_on_a_direct_upstream(
     assert result.final_output.startswith("Done: ") and '"IT-1001"' in result.final_output
 
 
-@pytest.mark.skipif(not GATEWAY_BUILT, reason="the gateway (sidecar.gateway) is not on this branch yet")
 async def test_through_the_gateway_a_killed_servers_tools_leave_the_agent(
     helpdesk: Any,
     enterprise: Callable[[str], Awaitable[Service]],
