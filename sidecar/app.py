@@ -19,20 +19,27 @@ from .manager import MCPServerManager
 
 if TYPE_CHECKING:
     from .gateway import Gateway
+    from .telemetry.metrics import SidecarMetrics
 
 __all__ = ["GatewayCollector", "build_gateway", "serve_gateway"]
 
 log = logging.getLogger("sidecar.gateway")
 
 
-def build_gateway(manager: MCPServerManager, config: SidecarConfig) -> Gateway | None:
+def build_gateway(
+    manager: MCPServerManager, config: SidecarConfig, metrics: SidecarMetrics | None = None
+) -> Gateway | None:
     """The gateway over `manager` (before entering it: servers connect with its hooks), or None
-    when `sidecar.gateway.enabled` is false."""
+    when `sidecar.gateway.enabled` is false. With `metrics`, its series are registered there and
+    every request it answers and every session it ends are recorded (the MCP conventions)."""
     if not config.sidecar.gateway.enabled:
         return None
     from .gateway import Gateway
 
-    return Gateway(manager, config.sidecar.gateway)
+    gateway = Gateway(manager, config.sidecar.gateway, metrics)
+    if metrics is not None:
+        metrics.register(GatewayCollector(gateway))
+    return gateway
 
 
 @asynccontextmanager

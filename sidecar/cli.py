@@ -102,11 +102,10 @@ async def _serve(
     admin = Admin(
         token=os.environ.get(token_env) or None if token_env else None, token_env=token_env, reload=reload
     )
-    from .app import GatewayCollector, build_gateway, serve_gateway
+    from .app import build_gateway, serve_gateway
 
-    gateway = build_gateway(manager, config)  # before the manager starts: servers connect with its hooks
-    if gateway is not None:
-        metrics.register(GatewayCollector(gateway))
+    # Built before the manager starts: servers connect with its hooks.
+    gateway = build_gateway(manager, config, metrics)
     subscription = manager.subscribe(max_buffer=10_000)
     async with anyio.create_task_group() as tg:
         tg.start_soon(

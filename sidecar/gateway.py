@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from importlib.metadata import version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types as types
@@ -40,7 +40,7 @@ from mcp.server.subscriptions import (
     ToolsListChanged,
 )
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from .catalog import (
     Catalog,
@@ -53,11 +53,13 @@ from .catalog import (
 )
 from .config import GatewayConfig
 from .connection import CallOptions
-from .errors import ServerUnavailable, ToolCallError
+from .errors import ServerUnavailable, ToolCallError, describe_error
 from .events import HealthCheckFailed, HealthCheckPassed, Subscription, ToolCalled
 from .manager import MCPServerManager
 from .relay import LOG_LEVEL_KEY, LOG_LEVELS, NOTIFY_TIMEOUT, Relay, client_of, is_modern
-from .state import Offerings
+
+if TYPE_CHECKING:
+    from .telemetry.metrics import SidecarMetrics
 
 __all__ = ["Gateway"]
 
@@ -71,7 +73,7 @@ _RESOURCE_NOT_FOUND = -32002  # the MCP spec's code for resources/read of an unk
 _RESERVED_META = "io.modelcontextprotocol/"  # per-hop envelope keys: never forwarded (trap 6)
 _HOP_META = frozenset({"progressToken", "progress_token", "traceparent", "tracestate"})
 _QUIET_EVENTS = (HealthCheckPassed, HealthCheckFailed, ToolCalled)  # never change what is exposed
-_EMPTY = Offerings()
+_SINCE_KEY = "mcp_sidecar.since"  # in a client connection's `state`: when its session began
 _LIST_CHANGED = NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True)
 _PROMPT_RESULT: TypeAdapter[types.GetPromptResult | types.InputRequiredResult] = TypeAdapter(
     types.GetPromptResult | types.InputRequiredResult
@@ -126,9 +128,12 @@ def _error_result(text: str) -> types.CallToolResult:
 class Gateway:
     """The MCP server the agent connects to, over the manager's servers."""
 
-    def __init__(self, manager: MCPServerManager, config: GatewayConfig) -> None:
+    def __init__(
+        self, manager: MCPServerManager, config: GatewayConfig, metrics: SidecarMetrics | None = None
+    ) -> None:
         self._manager = manager
         self._config = config
+        self._metrics = metrics  # where the gateway's side of the MCP convention metrics goes
         self._inputs: list[tuple[Any, ...]] = []
         self._catalog = Catalog()
         self._announced = Catalog()  # what clients were last told about
@@ -172,26 +177,19 @@ class Gateway:
     def catalog(self) -> Catalog:
         """The catalog of this moment's snapshot (rebuilt only when an input changed)."""
         manager = self._manager
-        live = manager.tools()
-        inputs = []
-        for status in manager.statuses():
-            # Until the core fills `offerings` (branch core-streams), the live tool list. Either is
-            # replaced, never mutated, when it changes: compared by identity below.
-            source = status.offerings if status.offerings != _EMPTY else live.get(status.name, ())
-            inputs.append((status.name, status.active, source, manager.config(status.name)))
+        # Offerings are replaced, never mutated, when they change: compared by identity.
+        inputs = [
+            (status.name, status.active, status.offerings, manager.config(status.name))
+            for status in manager.statuses()
+        ]
         if len(inputs) != len(self._inputs) or any(
             a[:2] != b[:2] or a[2] is not b[2] or a[3] is not b[3]
             for a, b in zip(inputs, self._inputs, strict=True)
         ):
             self._inputs = inputs
             entries = [
-                server_entry(
-                    config,
-                    self._config,
-                    active,
-                    source if isinstance(source, Offerings) else Offerings(tools=source),
-                )
-                for _, active, source, config in inputs
+                server_entry(config, self._config, active, offerings)
+                for _, active, offerings, config in inputs
             ]
             self._catalog = build_catalog(entries, self._config.max_name_length)
             self._remember(self._catalog)
@@ -309,17 +307,57 @@ class Gateway:
             carried = {key: headers[key] for key in ("traceparent", "tracestate") if key in headers}
             if carried:
                 ctx = dataclasses.replace(ctx, meta={**(ctx.meta or {}), **carried})  # type: ignore[typeddict-item]
-        return await call_next(ctx)
+        if self._metrics is None or ctx.request_id is None or ctx.method == "subscriptions/listen":
+            return await call_next(ctx)  # a listen stream is a subscription, not an operation
+        return await self._measured(ctx, call_next, self._metrics)
+
+    async def _measured(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, metrics: SidecarMetrics
+    ) -> HandlerResult:
+        """Answer the request, recording it as `mcp.server.operation.duration`."""
+        started = anyio.current_time()
+        error_type: str | None = None
+        try:
+            result = await call_next(ctx)
+            if ctx.method == "tools/call" and isinstance(result, Mapping) and result.get("isError") is True:
+                error_type = "tool_error"
+            return result
+        except MCPError as exc:
+            error_type = str(exc.error.code)
+            raise
+        except ValidationError:
+            error_type = str(types.INVALID_PARAMS)  # what the SDK answers for malformed params
+            raise
+        except Exception as exc:
+            error_type = describe_error(exc)[0]
+            raise
+        except BaseException:
+            error_type = "cancelled"
+            raise
+        finally:
+            name = (ctx.params or {}).get("name") if ctx.method == "tools/call" else None
+            tool = name if isinstance(name, str) and name in self.catalog().tools else None  # bounded
+            metrics.record_server_operation(
+                ctx.method,
+                anyio.current_time() - started,
+                error_type=error_type,
+                tool=tool,
+                protocol_version=ctx.protocol_version,
+            )
 
     def _track(self, client: ClientConnection) -> None:
         if client in self._clients:
             return
         self._clients.add(client)
+        client.state[_SINCE_KEY] = anyio.current_time()
         # Only the connection's exit stack says when a session ends (trap 2).
         client.exit_stack.callback(self._forget, client)
 
     def _forget(self, client: ClientConnection) -> None:
         self._clients.discard(client)
+        if self._metrics is not None:
+            lasted = anyio.current_time() - client.state.get(_SINCE_KEY, anyio.current_time())
+            self._metrics.record_server_session(lasted, client.protocol_version)
         for key in self._relay.forget(client):
             if self._task_group is not None:
                 self._task_group.start_soon(self._upstream_unsubscribe, *key)
@@ -575,8 +613,10 @@ class Gateway:
                 await self._manager.request(server, request, types.EmptyResult)
 
         async with anyio.create_task_group() as tg:
-            for server in self._manager.active_servers:
-                tg.start_soon(tell, server)
+            for status in self._manager.statuses():
+                capabilities = status.offerings.capabilities
+                if status.active and (capabilities is None or capabilities.logging is not None):
+                    tg.start_soon(tell, status.name)
         return types.EmptyResult()
 
 

@@ -89,6 +89,15 @@ async def test_an_agent_connects_once_and_the_sidecar_shows_what_happened(
             assert scraped.value("mcp_gateway_sessions", era="legacy") == 1
             assert scraped.value("mcp_gateway_tools_exposed", server="beta") == 4
             assert scraped.value("mcp_tool_calls_total", server="alpha", tool="echo") == 1
+            # The gateway's side of the MCP conventions: the call it answered, by exposed name.
+            answered = [
+                value
+                for (name, labels), value in scraped.samples.items()
+                if name == "mcp_server_operation_duration_seconds_count"
+                and ("mcp_method_name", "tools/call") in labels
+                and ("gen_ai_tool_name", "alpha__echo") in labels
+            ]
+            assert answered == [1]
 
             os.kill(int(beta_pid.read_text()), signal.SIGKILL)
             await until(
@@ -101,6 +110,17 @@ async def test_an_agent_connects_once_and_the_sidecar_shows_what_happened(
             ]
             down = await client.call_tool("beta__echo", {"text": "x"})
             assert down.is_error and "'beta'" in down.content[0].text  # type: ignore[union-attr]
+
+        # The session the client just closed was recorded when it ended.
+        ended = await anyio.to_thread.run_sync(scrape, ops)
+        assert ended is not None
+        sessions = [
+            value
+            for (name, labels), value in ended.samples.items()
+            if name == "mcp_server_session_duration_seconds_count"
+            and ("mcp_protocol_version", "2025-11-25") in labels
+        ]
+        assert sessions == [1]
 
         # The caller's trace goes on through the gateway: its SERVER span (the SDK's, not dropped
         # as noise) is the child of the caller's span, and the sidecar's CLIENT span its child.

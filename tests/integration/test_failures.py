@@ -67,7 +67,7 @@ async def test_hang_at_initialize_fails_at_its_connect_timeout_only(
         assert connect_timeout + grace <= failed.duration < connect_timeout + grace + 0.5, failed
         assert manager.status("hung").state is ServerState.RECONNECTING
 
-    # The healthy one is up and answers promptly while "hung" keeps hanging on retries.
+        # The healthy one is up and answers promptly while "hung" keeps hanging on retries.
         assert manager.status("fine").active, manager.status("fine")
         await events.wait_for(is_event("hung", "reconnect_attempt"), timeout=2)
         call_started = time.monotonic()

@@ -115,6 +115,17 @@ async def test_both_eras_list_and_call_through_one_endpoint(
             served = await client.call_tool("remote__pid", {})
             assert served.structured_content == {"result": service.pid}
         assert running.gateway.sessions()["legacy"] == 1
+        # Prompts and resources of both servers, named and addressed like the tools.
+        for client in (legacy, modern):
+            prompts = [prompt.name for prompt in (await client.list_prompts()).prompts]
+            assert prompts == ["local__greet", "remote__greet"]
+            got = await client.get_prompt("remote__greet", {"name": "Ada"})
+            assert "Hello, Ada!" in str(got.messages[0].content)
+            uris = [resource.uri for resource in (await client.list_resources()).resources]
+            assert uris == ["mcp-sidecar://local/behaving://readme", "mcp-sidecar://remote/behaving://readme"]
+            item = await client.read_resource("mcp-sidecar://remote/behaving://items/7")
+            assert item.contents[0].uri == "mcp-sidecar://remote/behaving://items/7"
+            assert item.contents[0].text == "item 7"  # type: ignore[union-attr]
         # A 2026-07-28 result says who answered it: the gateway, not the server behind it (trap 6).
         stamped = await modern.call_tool("local__echo", {"text": "x"})
         assert (stamped.meta or {}).get("io.modelcontextprotocol/serverInfo", {}).get("name") == "mcp-sidecar"
@@ -496,3 +507,36 @@ async def test_enabled_false_turns_the_gateway_off(python_server: Callable[..., 
     assert build_gateway(MCPServerManager(config), config) is None
     async with serve_gateway(None, config) as port:
         assert port is None
+
+
+@pytest.mark.parametrize("protocol", ["legacy", "2026-07-28"])
+async def test_a_server_changing_its_lists_tells_every_client(
+    python_server: Callable[..., ServerConfig], wait_until: Wait, protocol: str
+) -> None:
+    """A server adds a tool and a prompt at run time (announced in its own era); the core
+    re-lists, and every gateway client, of either era, is told and sees the new names."""
+    heard, listening = Heard(), Heard()
+    async with (
+        # The core waits `health.timeout` for the listen stream's acknowledgment: FAST's 0.5 s is
+        # too short on a busy machine, and a server without its stream is heard by nobody.
+        sidecar(
+            [python_server("--dynamic", name="dyn", protocol=protocol, health={"timeout": 5})]
+        ) as running,
+        Client(running.url, mode="legacy", message_handler=heard) as legacy,
+        Client(running.url, mode="2026-07-28") as modern,
+        anyio.create_task_group() as tg,
+    ):
+        await tg.start(listen, modern, listening)
+        await legacy.call_tool("dyn__add_tool", {"name": "fresh"})
+        await wait_until(lambda: heard.tools_changed and listening.tools_changed, 10, "both clients told")
+        for client in (legacy, modern):
+            assert "dyn__fresh" in names(await client.list_tools(cache_mode="refresh"))
+        assert (await modern.call_tool("dyn__fresh", {})).structured_content == {"result": "fresh"}
+        await legacy.call_tool("dyn__add_prompt", {"name": "hello"})
+        await wait_until(
+            lambda: any(isinstance(m, types.PromptListChangedNotification) for m in heard.messages),
+            10,
+            "prompts",
+        )
+        assert "dyn__hello" in [p.name for p in (await legacy.list_prompts()).prompts]
+        tg.cancel_scope.cancel()

@@ -196,18 +196,17 @@ async def test_prompts_are_listed_got_and_completed(
         everything(everything_js, server_config) as running,
         Client(running.url, mode="legacy") as client,
     ):
-        offered = bool(running.manager.status("every").offerings.prompts)
-        if offered:
-            names = [prompt.name for prompt in (await client.list_prompts()).prompts]
-            assert {"every__simple-prompt", "every__args-prompt", "every__completable-prompt"} <= set(names)
-            got = await client.get_prompt("every__args-prompt", {"city": "Paris"})
-            assert "Paris" in str(got.messages[0].content)
-            completed = await client.complete(
-                types.PromptReference(name="every__completable-prompt"), {"name": "department", "value": "E"}
-            )
-            assert "Engineering" in completed.completion.values
-    if not offered:
-        pytest.skip("prompts come from the core's offerings (ServerStatus.offerings, branch core-streams)")
+        names = [prompt.name for prompt in (await client.list_prompts()).prompts]
+        assert {"every__simple-prompt", "every__args-prompt", "every__completable-prompt"} <= set(names)
+        got = await client.get_prompt("every__args-prompt", {"city": "Paris"})
+        assert "Paris" in str(got.messages[0].content)
+        completed = await client.complete(
+            types.PromptReference(name="every__completable-prompt"), {"name": "department", "value": "E"}
+        )
+        assert "Engineering" in completed.completion.values
+        with pytest.raises(MCPError) as unknown:
+            await client.get_prompt("every__no-such-prompt")
+        assert unknown.value.code == types.INVALID_PARAMS
 
 
 async def test_json_rpc_errors_of_a_server_pass_through_unchanged(

@@ -23,6 +23,7 @@ async def test_kill_restart_cycles_leave_nothing_behind() -> None:
     assert result["lost_events"] >= 120  # every cycle really was a loss the manager saw
     warm, end = result["warm"], result["end"]
     assert end["children"] == warm["children"], result
-    assert end["fds"] <= warm["fds"] + 2, result
-    assert end["tasks"] <= warm["tasks"] + 2, result
-    assert growth(warm, end)["rss_kb"] <= 0.05, result
+    # The issue's bound, growth <= 5%: a shared test process holds other tests' fds and tasks
+    # too, and a loaded machine reaps and closes a little later.
+    grown = growth(warm, end)
+    assert all(grown[key] <= 0.05 for key in ("fds", "tasks", "rss_kb")), result
