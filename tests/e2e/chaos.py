@@ -38,8 +38,9 @@ from .chaos_checks import (
     metrics_violations,
     unmet,
 )
+from .chaos_gateway import GatewayCall, GatewayCallers, list_gateway_tools
 
-__all__ = ["FORBIDDEN_LOG_TEXT", "Call", "Chaos", "Report"]
+__all__ = ["FORBIDDEN_LOG_TEXT", "Call", "Chaos", "GatewayCall", "Report"]
 
 TOKEN_ENV = "CHAOS_ADMIN_TOKEN"
 # In the sidecar's stderr, these say that an exception escaped somewhere, or that a supervisor
@@ -138,6 +139,11 @@ class Report:
     exit_seconds: float = 0.0
     children_seen: int = 0
     leftovers: list[str] = field(default_factory=list)
+    # Through the gateway, during the faults: every call of the concurrent callers, the callers
+    # whose session failed, and the tools the gateway offered once the faults had settled.
+    gateway_calls: list[GatewayCall] = field(default_factory=list)
+    gateway_sessions_failed: list[str] = field(default_factory=list)
+    gateway_tools: list[str] = field(default_factory=list)
     log: str = ""
     seconds: float = 0.0
 
@@ -172,6 +178,7 @@ class Chaos:
         self.start_sidecar = start_sidecar
         self.say = say
         self.port = free_port()
+        self.gateway = f"http://{LOCALHOST}:{free_port()}/mcp"
         self.token = "chaos-" + os.urandom(8).hex()
         self.services: dict[str, Service] = {}
         self.entries: dict[str, Entry] = {}
@@ -333,7 +340,7 @@ class Chaos:
         )  # JSON is YAML
         path.write_text(
             f"sidecar:\n  listen: {LOCALHOST}:{self.port}\n  admin_token_env: {TOKEN_ENV}\n"
-            f"  gateway: {{listen: {LOCALHOST}:{free_port()}}}\n"
+            f"  gateway: {{listen: {self.gateway.removeprefix('http://').removesuffix('/mcp')}}}\n"
             "defaults:\n  connect_timeout: 10s\n  call_timeout: 30s\n"
             "  health: {interval: 1s, timeout: 2s, failure_threshold: 2}\n"
             "  reconnect: {initial_backoff: 100ms, max_backoff: 1s}\n"
@@ -419,17 +426,34 @@ class Chaos:
             "garbage-stdio": ("garbage", {}),
             "e500-http": ("echo", {"text": "the last answer before the 500s"}),
         }
-        with concurrent.futures.ThreadPoolExecutor(len(calls) + 3, thread_name_prefix="chaos") as pool:
-            scripts = [pool.submit(self._stop_then_resume, name) for name in ("stop-stdio", "stop-http")]
-            scripts += [
-                pool.submit(self._restart_behind_the_port, n) for n in ("gone-http", "gone-http-nostream")
-            ]
-            self._signal("kill-stdio", signal.SIGKILL)
-            self._signal("kill-http", signal.SIGKILL)  # the process of kill-sse too
-            scripts += [pool.submit(self._call, name, tool, args) for name, (tool, args) in calls.items()]
-            for script in scripts:
-                script.result()
-        self._wait(lambda: not self._unmet(), settle_timeout, "every fault had its effect")
+        # Callers of the gateway, two per era, each calling a faulty server and a healthy one in turn.
+        plan = {name: (f"{name}__echo", {"text": f"through the gateway to {name}"}) for name in self.entries}
+        faulty = [tool for name, tool in plan.items() if name not in report.healthy]
+        callers = GatewayCallers(
+            self.gateway,
+            [*faulty, ("slow-http__sleep", {"seconds": 3})],
+            [plan[name] for name in report.healthy],
+        )
+        callers.start()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(len(calls) + 3, thread_name_prefix="chaos") as pool:
+                scripts = [pool.submit(self._stop_then_resume, name) for name in ("stop-stdio", "stop-http")]
+                scripts += [
+                    pool.submit(self._restart_behind_the_port, n) for n in ("gone-http", "gone-http-nostream")
+                ]
+                self._signal("kill-stdio", signal.SIGKILL)
+                self._signal("kill-http", signal.SIGKILL)  # the process of kill-sse too
+                scripts += [pool.submit(self._call, name, tool, args) for name, (tool, args) in calls.items()]
+                for script in scripts:
+                    script.result()
+            self._wait(lambda: not self._unmet(), settle_timeout, "every fault had its effect")
+        finally:
+            callers.stop()
+        report.gateway_calls, report.gateway_sessions_failed = callers.calls, callers.sessions_failed
+        report.gateway_tools = list_gateway_tools(self.gateway)
+        self.step(
+            f"{len(callers.calls)} calls through the gateway; it offers {len(report.gateway_tools)} tools"
+        )
         report.unmet = self._unmet()
         for name in self.entries:  # note the processes that replaced the ones that went
             self._pid(name)

@@ -5,7 +5,8 @@ faulty one shows one fault: SIGKILL; SIGSTOP then SIGCONT; a crash loop; a crash
 hang during the handshake; garbage on stdout; a 10 MB answer; a call slower than its
 deadline; HTTP 500; a restart that loses the session (404); connection refused; an answer
 cut in the middle of a call. Throughout, `/livez`, `/metrics` and `/health/mcp` are read
-every 100-250 ms and every sample is checked; the healthy servers must never notice.
+every 100-250 ms and every sample is checked; the healthy servers must never notice, not
+even through the gateway, where four concurrent callers call every server during the faults.
 """
 
 from __future__ import annotations
@@ -91,6 +92,27 @@ def test_a_sidecar_under_fire_keeps_answering_and_counting(
     # Without an event stream nothing tells the sidecar before its probes: the call meets the 404.
     assert calls["gone-http-nostream"].status == 502 and "error" in calls["gone-http-nostream"].json()
     assert len(report.pids["kill-stdio"]) >= 2
+
+    # Through the gateway, four concurrent callers (two per era) all along the faults: the
+    # healthy servers answered every call; a faulty one failed, if at all, as a gateway should
+    # (an error result naming it, or its own JSON-RPC error), never by a hang or a lost session.
+    assert not report.gateway_sessions_failed, report.gateway_sessions_failed
+    served: dict[str, int] = {}
+    for call in report.gateway_calls:
+        server = call.tool.split("__")[0]
+        served[server] = served.get(server, 0) + 1
+        assert call.outcome not in ("hang", "broken"), call
+        if server in report.healthy:
+            assert (call.outcome, call.text) == ("ok", f"through the gateway to {server}"), call
+        elif call.outcome == "error_result":
+            assert f"'{server}'" in call.text, call
+    assert all(served.get(name, 0) >= 3 for name in report.healthy), served
+    assert len(served) >= len(report.names) // 2, served  # the callers reached most servers
+    # Once the faults settled, it offered the tools of the servers that were up, and no others.
+    exposed = {tool.removesuffix("__echo") for tool in report.gateway_tools if tool.endswith("__echo")}
+    for name, entry in report.entries.items():
+        if entry.expect.kind in ("up", "recovers", "down", "never"):
+            assert (name in exposed) == (entry.expect.kind in ("up", "recovers")), (name, sorted(exposed))
 
     # No exception escaped anywhere in the sidecar; SIGTERM ended it at once, and everything
     # it ever started (seen as its children during the run) ended with it.
