@@ -1,29 +1,32 @@
 """The soak, reduced: kill/restart cycles over stdio and HTTP servers of both eras grow nothing.
 
-The full 1,000-cycle run is `benchmarks/bench_soak_mixed.py`; this is the same code at 120.
+The full 1,000-cycle run is `benchmarks/bench_soak_mixed.py`; this runs the same script at 60
+cycles, in a fresh interpreter of its own, so that what it measures (fds, RSS, children,
+tasks) is the manager's and not what other tests left in the pytest process.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from bench_soak_mixed import growth, soak
-
-pytestmark = pytest.mark.anyio
+SOAK = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_soak_mixed.py"
 
 
-@pytest.mark.timeout(240)
-async def test_kill_restart_cycles_leave_nothing_behind() -> None:
-    result = await soak(120)
-    assert result["cycles"] >= 120
-    assert result["lost_events"] >= 120  # every cycle really was a loss the manager saw
+def test_kill_restart_cycles_leave_nothing_behind() -> None:
+    done = subprocess.run(
+        [sys.executable, str(SOAK), "60"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    (row,) = json.loads(line.removeprefix("RESULT "))["rows"]
+    result = row["data"]
+    assert result["cycles"] >= 60
+    assert result["lost_events"] >= 60  # every cycle really was a loss the manager saw
     warm, end = result["warm"], result["end"]
-    assert end["children"] == warm["children"], result
-    # The issue's bound, growth <= 5%: a shared test process holds other tests' fds and tasks
-    # too, and a loaded machine reaps and closes a little later.
-    grown = growth(warm, end)
-    assert all(grown[key] <= 0.05 for key in ("fds", "tasks", "rss_kb")), result
+    assert end["children"] == warm["children"], (warm, end)
+    for key in ("fds", "tasks", "rss_kb"):  # the issue's bound: growth <= 5%
+        assert end[key] <= warm[key] * 1.05, (key, warm, end)
+    assert row["ok"], row["measured"]
