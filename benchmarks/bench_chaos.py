@@ -117,8 +117,10 @@ def _describe(report: Report, load_before: str) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     # The gateway callers' own SDK clients log a benign race at close ("Error parsing SSE
-    # message" with a traceback: a notification met their closed stream); they are not measured.
-    logging.getLogger("mcp").setLevel(logging.CRITICAL)
+    # message" with a traceback: a notification met their closed stream) and tools that left
+    # the gateway's list; they are not what is measured.
+    for name in ("mcp", "client"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     runs = int(argv[0]) if argv else 1
     hog_count = int(argv[1]) if len(argv) > 1 else 0
     results = []
