@@ -40,6 +40,7 @@ from mcp.server.subscriptions import (
     ToolsListChanged,
 )
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import TypeAdapter, ValidationError
 
 from .catalog import (
@@ -57,6 +58,7 @@ from .errors import ServerUnavailable, ToolCallError, describe_error
 from .events import HealthCheckFailed, HealthCheckPassed, Subscription, ToolCalled
 from .manager import MCPServerManager
 from .relay import LOG_LEVEL_KEY, LOG_LEVELS, NOTIFY_TIMEOUT, Relay, client_of, is_modern
+from .resource_watch import ResourceWatches
 
 if TYPE_CHECKING:
     from .telemetry.metrics import SidecarMetrics
@@ -146,6 +148,9 @@ class Gateway:
         self._listen = ListenHandler(self._bus)
         self._task_group: TaskGroup | None = None
         self._relay = Relay(lambda server: manager.config(server).call_timeout, lambda: self._clients)
+        self._watches = ResourceWatches(  # resource subscriptions on 2026-07-28 servers
+            lambda server, uri: manager.listen_resources(server, [uri]), self._modern, self._relay.updated
+        )
         self.server = self._build_server()
         manager.set_passthrough(self._relay)  # servers connect from now on with the way back
 
@@ -241,6 +246,7 @@ class Gateway:
                     if isinstance(event, _QUIET_EVENTS):
                         continue
                     ended = await _settle(subscription)
+                    self._watches.notice_change()
                     try:
                         await self.announce()
                     except Exception:  # a bug here must cost the notification, never the sidecar
@@ -543,8 +549,11 @@ class Gateway:
         self._track(client)
         if self._relay.subscribe(route.server, route.name, client, params.uri):
             try:
-                request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=route.name))
-                await self._request(route.server, request, types.EmptyResult)
+                if self._modern(route.server):  # that era subscribes with a listen stream
+                    await self._watch(route.server, route.name)
+                else:
+                    request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=route.name))
+                    await self._request(route.server, request, types.EmptyResult)
             except BaseException:
                 self._relay.unsubscribe(route.server, route.name, client)
                 raise
@@ -559,9 +568,31 @@ class Gateway:
         return types.EmptyResult()
 
     async def _upstream_unsubscribe(self, server: str, uri: str) -> None:
+        if self._watches.stop(server, uri):
+            return
         with suppress(Exception):
             request = types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri))
             await self._manager.request(server, request, types.EmptyResult)
+
+    def _modern(self, server: str) -> bool:
+        """Whether `server` is active on a 2026-07-28 session now."""
+        try:
+            status = self._manager.status(server)
+        except ServerUnavailable:
+            return False
+        return status.active and status.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+    async def _watch(self, server: str, uri: str) -> None:
+        """Subscribe to `uri` of a 2026-07-28 server: a listen stream held by the gateway."""
+        if self._task_group is None:
+            raise MCPError(types.INTERNAL_ERROR, "the gateway is not running")
+        try:
+            await self._watches.start(self._task_group, server, uri)
+        except MCPError:
+            raise  # the server's own answer
+        except Exception as exc:
+            why = f"server {server!r} did not take the subscription: {describe_error(exc)[1]}"
+            raise MCPError(types.INTERNAL_ERROR, why) from None
 
     async def _subscriptions_listen(
         self, ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams

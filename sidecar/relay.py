@@ -214,7 +214,11 @@ class Relay:
         """A server's notification: resource updates go to the clients that subscribed."""
         if not isinstance(message, types.ResourceUpdatedNotification):
             return  # list changes reach the gateway as lifecycle events, through the core
-        subscribers = self._subscribers.get((server, message.params.uri), {})
+        await self.updated(server, message.params.uri)
+
+    async def updated(self, server: str, uri: str) -> None:
+        """Tell the clients subscribed to `uri` of `server` that it changed (each under its URI)."""
+        subscribers = self._subscribers.get((server, uri), {})
         for client, exposed in tuple(subscribers.items()):
             with suppress(Exception), anyio.move_on_after(NOTIFY_TIMEOUT):
                 await client.send_resource_updated(exposed)
