@@ -403,7 +403,7 @@ class Gateway:
             if why is not None:
                 return _error_result(why)
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {name}")
-        meta = _forwarded_meta(ctx.meta)
+        meta = self._log_opt_in(ctx, route.server, _forwarded_meta(ctx.meta))
 
         async def send(responses: types.InputResponses | None, state: str | None) -> Any:
             options = CallOptions(
@@ -420,6 +420,20 @@ class Gateway:
             return _error_result(f"tool {name!r} is not available: {exc}")
         except ToolCallError as exc:
             return _error_result(f"tool {name!r} failed on server {route.server!r}: {exc}")
+
+    def _log_opt_in(
+        self, ctx: ServerRequestContext[Any, Any], server: str, meta: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """`meta` with the gateway's own per-request log opt-in for a 2026-07-28 server (that era
+        logs only to requests that ask): at the level the caller asked for, in its request's
+        `_meta` (2026-07-28) or with `logging/setLevel` (initialize era); none if it asked nothing."""
+        if is_modern(ctx):
+            level = (ctx.meta or {}).get(types.LOG_LEVEL_META_KEY)
+        else:
+            level = client_of(ctx.session).state.get(LOG_LEVEL_KEY)
+        if level not in LOG_LEVELS or not self._modern(server):
+            return meta
+        return {**(meta or {}), types.LOG_LEVEL_META_KEY: level}
 
     def _progress(self, ctx: ServerRequestContext[Any, Any]) -> Callable[..., Awaitable[None]] | None:
         """Pass a server's progress for this call on to its caller, if the caller asked for it."""
@@ -473,7 +487,7 @@ class Gateway:
                 types.INVALID_PARAMS,
                 self._unroutable("prompt", params.name) or f"Unknown prompt: {params.name}",
             )
-        meta = _forwarded_meta(ctx.meta)
+        meta = self._log_opt_in(ctx, route.server, _forwarded_meta(ctx.meta))
 
         async def send(responses: types.InputResponses | None, state: str | None) -> Any:
             request = types.GetPromptRequest(
@@ -522,7 +536,7 @@ class Gateway:
         self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult | types.InputRequiredResult:
         route, prefix = self._route_uri(params.uri)
-        meta = _forwarded_meta(ctx.meta)
+        meta = self._log_opt_in(ctx, route.server, _forwarded_meta(ctx.meta))
 
         async def send(responses: types.InputResponses | None, state: str | None) -> Any:
             request = types.ReadResourceRequest(
@@ -646,7 +660,9 @@ class Gateway:
         async with anyio.create_task_group() as tg:
             for status in self._manager.statuses():
                 capabilities = status.offerings.capabilities
-                if status.active and (capabilities is None or capabilities.logging is not None):
+                modern = status.protocol_version in MODERN_PROTOCOL_VERSIONS  # no setLevel: opt-in per call
+                declared = capabilities is None or capabilities.logging is not None
+                if status.active and not modern and declared:
                     tg.start_soon(tell, status.name)
         return types.EmptyResult()
 

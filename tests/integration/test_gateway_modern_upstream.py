@@ -18,6 +18,7 @@ import anyio
 import mcp_types as types
 import pytest
 from mcp import Client
+from mcp_types import LOG_LEVEL_META_KEY
 
 from sidecar.config import ServerConfig
 
@@ -59,6 +60,13 @@ async def _result(client: Client, tool: str, **arguments: Any) -> Any:
     assert not result.is_error, result
     assert result.structured_content is not None
     return result.structured_content["result"]
+
+
+async def _meta_seen(client: Client) -> dict[str, Any]:
+    """The `_meta` the server got with a call (behaving.py's `meta` tool)."""
+    result = await client.call_tool("dyn__meta", {})
+    assert result.structured_content is not None, result
+    return result.structured_content["meta"]
 
 
 async def _streams_become(client: Client, count: int, timeout: float = 10) -> None:
@@ -131,3 +139,40 @@ async def test_a_subscription_to_an_unknown_resource_is_refused_and_nothing_is_h
         assert refused.value.code == -32002
         with anyio.fail_after(10):
             assert await _result(client, "open_streams") == 1
+
+
+async def test_log_lines_of_a_call_reach_the_caller_that_asked_for_them(
+    python_server: Callable[..., ServerConfig], wait_until: Wait
+) -> None:
+    """The gateway opts in upstream per call, at the level its caller asked for (logging/setLevel,
+    or its own request's opt-in); a caller that asked nothing gets no lines and costs no opt-in."""
+    told, silent = Told(), Told()
+    async with (
+        sidecar([python_server("--dynamic", "--meta-tool", name="dyn", **MODERN)]) as running,
+        told.client(running.url) as client,
+        silent.client(running.url) as quiet,
+    ):
+        assert LOG_LEVEL_META_KEY not in await _meta_seen(quiet)
+        await _result(quiet, "say", level="error", text="unheard")
+
+        await client.session.set_logging_level("info")
+        assert (await _meta_seen(client))[LOG_LEVEL_META_KEY] == "info"
+        await _result(client, "say", level="debug", text="below the level")
+        await _result(client, "say", level="warning", text="heard")
+        await wait_until(lambda: bool(told.logs), 10, "the log line")
+        assert [(log.level, log.data) for log in told.logs] == [("warning", "heard")]
+        assert told.logs[0].logger == "dyn"  # whose it is, when the server did not say
+        assert silent.logs == []
+
+        heard: list[types.LoggingMessageNotificationParams] = []
+
+        async def hear(params: types.LoggingMessageNotificationParams) -> None:
+            heard.append(params)
+
+        modern_client = Client(running.url, mode="2026-07-28", log_level="warning", logging_callback=hear)
+        async with modern_client as modern:
+            assert (await _meta_seen(modern))[LOG_LEVEL_META_KEY] == "warning"  # the gateway's
+            await _result(modern, "say", level="info", text="below")
+            await _result(modern, "say", level="error", text="modern")
+            await wait_until(lambda: bool(heard), 10, "the 2026-07-28 caller's log line")
+            assert [(log.level, log.data) for log in heard] == [("error", "modern")]
