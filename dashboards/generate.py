@@ -388,6 +388,75 @@ def operations_row() -> list[Any]:
     ]
 
 
+def gateway_row() -> list[Any]:
+    """The gateway: who is connected, what it exposes, what it tells them, how it answers."""
+    operations = "mcp_server_operation_duration_seconds"
+    sessions = "mcp_server_session_duration_seconds"
+    failed = SIDECAR + ', error_type!=""'
+
+    def by(histogram: str, label: str) -> list[prometheus.Dataquery]:
+        legend = f"{{{{{label}}}}} " if label else ""
+        group = f"{label}, le" if label else "le"
+        return [
+            query(
+                f"histogram_quantile({q}, sum by ({group}) ({rate(histogram + '_bucket', SIDECAR)}))",
+                f"{legend}p{round(q * 100)}",
+                chr(65 + i),
+            )
+            for i, q in enumerate((0.5, 0.99))
+        ]
+
+    return [
+        dash.Row("Gateway"),
+        graph(
+            "Gateway clients",
+            "Clients connected to the gateway now: initialize-era sessions (legacy) and 2026-07-28 "
+            "listen streams (mcp_gateway_sessions).",
+            "short",
+            [query(f"sum by (era) (mcp_gateway_sessions{{{SIDECAR}}})", "{{era}}")],
+        ).span(8),
+        graph(
+            "Tools exposed",
+            "Tools the gateway offers now, by the server that owns them: a server that is not active "
+            "offers none (mcp_gateway_tools_exposed).",
+            "short",
+            [query(f"sum by (server) (mcp_gateway_tools_exposed{{{SERVER}}})", "{{server}}")],
+        ).span(8),
+        graph(
+            "List changes sent",
+            "list_changed notifications and listen events sent to gateway clients per second "
+            "(mcp_gateway_list_changed_sent_total): a server came, went or changed its lists.",
+            "ops",
+            [query(f"sum({rate('mcp_gateway_list_changed_sent_total', SIDECAR)})", "sent")],
+        ).span(8),
+        graph(
+            "Gateway latency by method",
+            "Every request the gateway answers, p50 and p99 by MCP method (mcp.server.operation.duration).",
+            "s",
+            by(operations, "mcp_method_name"),
+        ).span(8),
+        graph(
+            "Gateway errors by method",
+            "Requests the gateway answered with an error per second, by MCP method and error type "
+            "(a JSON-RPC code, tool_error ...).",
+            "reqps",
+            [
+                query(
+                    f"sum by (mcp_method_name, error_type) ({rate(operations + '_count', failed)})",
+                    "{{mcp_method_name}} {{error_type}}",
+                ),
+            ],
+        ).span(8),
+        graph(
+            "Gateway session duration",
+            "How long gateway client sessions lasted when they ended, p50 and p99 "
+            "(mcp.server.session.duration).",
+            "s",
+            by(sessions, ""),
+        ).span(8),
+    ]
+
+
 def variables() -> list[Any]:
     def label_values(name: str, label: str, source: str, *, all_: bool) -> dash.QueryVariable:
         definition = f"label_values({source}, {label})"
@@ -444,7 +513,7 @@ def build() -> dict[str, Any]:
                 .target_blank(True)
             )
         )
-        for item in [*overview_row(), *server_row(), *tool_row(), *operations_row()]:
+        for item in [*overview_row(), *server_row(), *tool_row(), *gateway_row(), *operations_row()]:
             builder = builder.with_row(item) if isinstance(item, dash.Row) else builder.with_panel(item)
         data: dict[str, Any] = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
     return data

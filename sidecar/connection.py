@@ -459,8 +459,8 @@ class CallOptions:
 
 
 class Passthrough(Protocol):
-    """What the gateway answers for a server: its sampling and elicitation requests (asked of
-    the calling client), its log messages and its other notifications."""
+    """What the gateway answers for a server: its sampling, elicitation and roots requests (asked
+    of the calling client), its log messages and its other notifications."""
 
     async def sampling(
         self, server: str, context: ClientRequestContext, params: types.CreateMessageRequestParams
@@ -471,6 +471,10 @@ class Passthrough(Protocol):
     ) -> types.ElicitResult | types.ErrorData: ...
 
     async def log(self, server: str, params: types.LoggingMessageNotificationParams) -> None: ...
+
+    async def roots(
+        self, server: str, context: ClientRequestContext
+    ) -> types.ListRootsResult | types.ErrorData: ...
 
     async def notification(self, server: str, message: Any) -> None: ...
 
@@ -493,6 +497,9 @@ def _passthrough_handlers(
     async def log(params: types.LoggingMessageNotificationParams) -> None:
         await passthrough.log(server, params)
 
+    async def roots(context: ClientRequestContext) -> types.ListRootsResult | types.ErrorData:
+        return await passthrough.roots(server, context)
+
     async def message(message: Any) -> None:
         await on_message(message)
         await passthrough.notification(server, message)
@@ -502,4 +509,5 @@ def _passthrough_handlers(
         "sampling_callback": sampling,
         "elicitation_callback": elicitation,
         "logging_callback": log,
+        "list_roots_callback": roots,
     }

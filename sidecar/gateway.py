@@ -40,6 +40,7 @@ from mcp.server.subscriptions import (
     ToolsListChanged,
 )
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import TypeAdapter, ValidationError
 
 from .catalog import (
@@ -57,6 +58,7 @@ from .errors import ServerUnavailable, ToolCallError, describe_error
 from .events import HealthCheckFailed, HealthCheckPassed, Subscription, ToolCalled
 from .manager import MCPServerManager
 from .relay import LOG_LEVEL_KEY, LOG_LEVELS, NOTIFY_TIMEOUT, Relay, client_of, is_modern
+from .resource_watch import ResourceWatches
 
 if TYPE_CHECKING:
     from .telemetry.metrics import SidecarMetrics
@@ -146,6 +148,9 @@ class Gateway:
         self._listen = ListenHandler(self._bus)
         self._task_group: TaskGroup | None = None
         self._relay = Relay(lambda server: manager.config(server).call_timeout, lambda: self._clients)
+        self._watches = ResourceWatches(  # resource subscriptions on 2026-07-28 servers
+            lambda server, uri: manager.listen_resources(server, [uri]), self._modern, self._relay.updated
+        )
         self.server = self._build_server()
         manager.set_passthrough(self._relay)  # servers connect from now on with the way back
 
@@ -241,6 +246,7 @@ class Gateway:
                     if isinstance(event, _QUIET_EVENTS):
                         continue
                     ended = await _settle(subscription)
+                    self._watches.notice_change()
                     try:
                         await self.announce()
                     except Exception:  # a bug here must cost the notification, never the sidecar
@@ -397,7 +403,7 @@ class Gateway:
             if why is not None:
                 return _error_result(why)
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {name}")
-        meta = _forwarded_meta(ctx.meta)
+        meta = self._log_opt_in(ctx, route.server, _forwarded_meta(ctx.meta))
 
         async def send(responses: types.InputResponses | None, state: str | None) -> Any:
             options = CallOptions(
@@ -414,6 +420,20 @@ class Gateway:
             return _error_result(f"tool {name!r} is not available: {exc}")
         except ToolCallError as exc:
             return _error_result(f"tool {name!r} failed on server {route.server!r}: {exc}")
+
+    def _log_opt_in(
+        self, ctx: ServerRequestContext[Any, Any], server: str, meta: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """`meta` with the gateway's own per-request log opt-in for a 2026-07-28 server (that era
+        logs only to requests that ask): at the level the caller asked for, in its request's
+        `_meta` (2026-07-28) or with `logging/setLevel` (initialize era); none if it asked nothing."""
+        if is_modern(ctx):
+            level = (ctx.meta or {}).get(types.LOG_LEVEL_META_KEY)
+        else:
+            level = client_of(ctx.session).state.get(LOG_LEVEL_KEY)
+        if level not in LOG_LEVELS or not self._modern(server):
+            return meta
+        return {**(meta or {}), types.LOG_LEVEL_META_KEY: level}
 
     def _progress(self, ctx: ServerRequestContext[Any, Any]) -> Callable[..., Awaitable[None]] | None:
         """Pass a server's progress for this call on to its caller, if the caller asked for it."""
@@ -467,7 +487,7 @@ class Gateway:
                 types.INVALID_PARAMS,
                 self._unroutable("prompt", params.name) or f"Unknown prompt: {params.name}",
             )
-        meta = _forwarded_meta(ctx.meta)
+        meta = self._log_opt_in(ctx, route.server, _forwarded_meta(ctx.meta))
 
         async def send(responses: types.InputResponses | None, state: str | None) -> Any:
             request = types.GetPromptRequest(
@@ -516,7 +536,7 @@ class Gateway:
         self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult | types.InputRequiredResult:
         route, prefix = self._route_uri(params.uri)
-        meta = _forwarded_meta(ctx.meta)
+        meta = self._log_opt_in(ctx, route.server, _forwarded_meta(ctx.meta))
 
         async def send(responses: types.InputResponses | None, state: str | None) -> Any:
             request = types.ReadResourceRequest(
@@ -543,8 +563,11 @@ class Gateway:
         self._track(client)
         if self._relay.subscribe(route.server, route.name, client, params.uri):
             try:
-                request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=route.name))
-                await self._request(route.server, request, types.EmptyResult)
+                if self._modern(route.server):  # that era subscribes with a listen stream
+                    await self._watch(route.server, route.name)
+                else:
+                    request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=route.name))
+                    await self._request(route.server, request, types.EmptyResult)
             except BaseException:
                 self._relay.unsubscribe(route.server, route.name, client)
                 raise
@@ -559,9 +582,31 @@ class Gateway:
         return types.EmptyResult()
 
     async def _upstream_unsubscribe(self, server: str, uri: str) -> None:
+        if self._watches.stop(server, uri):
+            return
         with suppress(Exception):
             request = types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri))
             await self._manager.request(server, request, types.EmptyResult)
+
+    def _modern(self, server: str) -> bool:
+        """Whether `server` is active on a 2026-07-28 session now."""
+        try:
+            status = self._manager.status(server)
+        except ServerUnavailable:
+            return False
+        return status.active and status.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+    async def _watch(self, server: str, uri: str) -> None:
+        """Subscribe to `uri` of a 2026-07-28 server: a listen stream held by the gateway."""
+        if self._task_group is None:
+            raise MCPError(types.INTERNAL_ERROR, "the gateway is not running")
+        try:
+            await self._watches.start(self._task_group, server, uri)
+        except MCPError:
+            raise  # the server's own answer
+        except Exception as exc:
+            why = f"server {server!r} did not take the subscription: {describe_error(exc)[1]}"
+            raise MCPError(types.INTERNAL_ERROR, why) from None
 
     async def _subscriptions_listen(
         self, ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams
@@ -615,7 +660,9 @@ class Gateway:
         async with anyio.create_task_group() as tg:
             for status in self._manager.statuses():
                 capabilities = status.offerings.capabilities
-                if status.active and (capabilities is None or capabilities.logging is not None):
+                modern = status.protocol_version in MODERN_PROTOCOL_VERSIONS  # no setLevel: opt-in per call
+                declared = capabilities is None or capabilities.logging is not None
+                if status.active and not modern and declared:
                     tg.start_soon(tell, status.name)
         return types.EmptyResult()
 

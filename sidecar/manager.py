@@ -15,7 +15,8 @@ and it is critical. Leaving stops all servers concurrently within one deadline.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import Any
 
@@ -455,6 +456,26 @@ class MCPServerManager:
                 raise  # the server answered with a JSON-RPC error: MCPError, as the SDK raises it
             error_type, message = describe_error(exc)
             raise ToolCallError(server, method, error_type, redact(message, self._secrets)) from exc
+
+    @asynccontextmanager
+    async def listen_resources(self, server: str, uris: Sequence[str]) -> AsyncIterator[Any]:
+        """A `subscriptions/listen` stream of its own for `uris` on a 2026-07-28 server's live session
+        (the gateway's resource subscriptions: that era has no `resources/subscribe`), acknowledged
+        within the server's `call_timeout`; the SDK's `Subscription`, ended when the block exits.
+
+        Raises `ServerUnavailable` when the server is not active, `MCPError` when it refused,
+        `TimeoutError` without an acknowledgment, `SubscriptionLost` when the stream broke first.
+        """
+        supervisor = self._supervisor(server)
+        connection = supervisor.connection
+        if connection is None:
+            raise ServerUnavailable(server, supervisor.status.state.value)
+        async with AsyncExitStack() as stack:
+            with anyio.fail_after(supervisor.config.call_timeout):
+                subscription = await stack.enter_async_context(
+                    connection.client.listen(resource_subscriptions=list(uris))
+                )
+            yield subscription
 
 
 def plan_reload(

@@ -1,6 +1,6 @@
 """The way back through the gateway: what a server asks of its caller, and what it tells it.
 
-A server's sampling and elicitation requests, log messages and resource updates arrive
+A server's sampling, elicitation and roots requests, log messages and resource updates arrive
 at the sidecar's client session with that server (`connection.Passthrough`), shared by
 every gateway client. The SDK's callbacks get the server's request id and `_meta`, not
 the call that caused them, and run in the session's reader task, not the caller's
@@ -147,7 +147,12 @@ class Relay:
                 types.ClientCapabilities(elicitation=types.ElicitationCapability())
             )
             wanted = types.ElicitResult
-        else:  # roots: the gateway's callers' roots are not the servers' business
+        elif isinstance(request, types.ListRootsRequest):
+            # The roots of the client whose call asks: a server that caches them per session
+            # (its one session is the sidecar's) keeps the first caller's, as with any proxy.
+            capable = client.check_capability(types.ClientCapabilities(roots=types.RootsCapability()))
+            wanted = types.ListRootsResult
+        else:
             return types.ErrorData(
                 code=types.INVALID_REQUEST, message=f"the gateway does not relay {request.method}"
             )
@@ -171,6 +176,11 @@ class Relay:
         self, server: str, context: ClientRequestContext, params: types.ElicitRequestParams
     ) -> types.ElicitResult | types.ErrorData:
         return await self._relay(server, types.ElicitRequest(params=params))
+
+    async def roots(
+        self, server: str, context: ClientRequestContext
+    ) -> types.ListRootsResult | types.ErrorData:
+        return await self._relay(server, types.ListRootsRequest())
 
     async def _relay(self, server: str, request: Any) -> Any:
         call = self.caller(server)
@@ -214,7 +224,11 @@ class Relay:
         """A server's notification: resource updates go to the clients that subscribed."""
         if not isinstance(message, types.ResourceUpdatedNotification):
             return  # list changes reach the gateway as lifecycle events, through the core
-        subscribers = self._subscribers.get((server, message.params.uri), {})
+        await self.updated(server, message.params.uri)
+
+    async def updated(self, server: str, uri: str) -> None:
+        """Tell the clients subscribed to `uri` of `server` that it changed (each under its URI)."""
+        subscribers = self._subscribers.get((server, uri), {})
         for client, exposed in tuple(subscribers.items()):
             with suppress(Exception), anyio.move_on_after(NOTIFY_TIMEOUT):
                 await client.send_resource_updated(exposed)

@@ -135,17 +135,11 @@ def _upstream_entry(transport: str, protocol: str, url: str | None) -> str:
 
 
 # Checks known not to pass through the gateway yet, per upstream, kept exact: a new loss fails
-# the test, and so does a fix (then shrink the list). A 2026-07-28 upstream has no
-# resources/subscribe (that era subscribes through subscriptions/listen, which the gateway
-# does not yet translate to), and sends log lines only to requests that opt in, which the
-# gateway's upstream calls do not yet do.
+# the test, and so does a fix (then shrink the list). None is left: a 2026-07-28 upstream's
+# resources/subscribe becomes a listen stream, and its log lines an opt-in per call.
 KNOWN_GAPS: dict[tuple[str, str], set[tuple[str, str]]] = {
     ("streamable-http", "legacy"): set(),
-    ("stdio", "auto"): {
-        ("resources-subscribe", "resources-subscribe"),
-        ("resources-unsubscribe", "resources-unsubscribe"),
-        ("tools-call-with-logging", "tools-call-with-logging"),
-    },
+    ("stdio", "auto"): set(),
 }
 
 

@@ -58,15 +58,20 @@ class Caller:
     async def log(self, params: types.LoggingMessageNotificationParams) -> None:
         self.logs.append(params)
 
+    async def roots(self, context: Any) -> types.ListRootsResult:
+        self.asked.append("roots/list")
+        return types.ListRootsResult(roots=[types.Root(uri="file:///work/project", name="project")])
+
     async def message(self, message: Any) -> None:
         self.messages.append(message)
 
-    def client(self, url: str, mode: str = "legacy") -> Client:
+    def client(self, url: str, mode: str = "legacy", roots: bool = False) -> Client:
         return Client(
             url,
             mode=mode,
             sampling_callback=self.sampling,
             elicitation_callback=self.elicitation,
+            list_roots_callback=self.roots if roots else None,
             logging_callback=self.log,
             message_handler=self.message,
         )
@@ -95,6 +100,24 @@ async def test_sampling_and_elicitation_are_asked_of_the_calling_client(
         async with Caller().client(running.url, mode="2026-07-28") as modern:
             refused = await modern.call_tool("every__trigger-sampling-request", {"prompt": "x"})
         assert "cannot relay sampling/createMessage" in text(refused)
+
+
+async def test_roots_are_asked_of_the_calling_client(
+    everything_js: Path, server_config: Callable[..., ServerConfig], wait_until: Wait
+) -> None:
+    """server-everything asks for roots during `get-roots-list` until it has them (its one session
+    is the sidecar's): a caller without roots makes the gateway refuse; one with roots is asked."""
+    caller = Caller()
+    async with everything(everything_js, server_config) as running:
+        # Registered only for a client that declares roots: the sidecar does, for its callers.
+        await wait_until(lambda: "every__get-roots-list" in running.gateway.catalog().tools, 10, "the tool")
+        async with Caller().client(running.url) as rootless:
+            unknown = await rootless.call_tool("every__get-roots-list", {})
+        assert "no roots are currently configured" in text(unknown)
+        async with caller.client(running.url, roots=True) as client:
+            listed = await client.call_tool("every__get-roots-list", {})
+        assert caller.asked == ["roots/list"]
+        assert not listed.is_error and "file:///work/project" in text(listed), text(listed)
 
 
 async def test_progress_reaches_the_caller_in_both_eras(

@@ -22,6 +22,7 @@ from externals import require
 from prometheus_client.parser import text_string_to_metric_families
 from support import REPO
 
+from sidecar.app import GatewayCollector
 from sidecar.events import Lost, ToolCalled
 from sidecar.state import ServerState, ServerStatus
 from sidecar.telemetry import metrics as _metrics
@@ -66,8 +67,32 @@ def _exported_labels() -> dict[str, frozenset[str]]:
     return {name: frozenset(names) for name, names in labels.items()}
 
 
+class _Exposing:
+    """What `GatewayCollector` reads of a gateway: one client, one server exposing one tool."""
+
+    list_changed_sent = 1
+
+    def sessions(self) -> dict[str, int]:
+        return {"legacy": 1, "2026-07-28": 0}
+
+    def catalog(self) -> Any:
+        return self
+
+    def exposed_counts(self) -> dict[str, dict[str, int]]:
+        return {"s": {"tools": 1}}
+
+
+def _gateway_labels() -> dict[str, frozenset[str]]:
+    """name -> labels of the gateway's own series (`mcp_gateway_*`), as its collector renders them."""
+    labels: dict[str, frozenset[str]] = {}
+    for family in GatewayCollector(_Exposing()).collect():  # type: ignore[arg-type]
+        for sample in family.samples:
+            labels[sample.name] = frozenset(sample.labels)
+    return labels
+
+
 # The "Prometheus metrics" contract (README / DESIGN): name -> labels.
-CONTRACT_METRICS: dict[str, frozenset[str]] = _exported_labels()
+CONTRACT_METRICS: dict[str, frozenset[str]] = _exported_labels() | _gateway_labels()
 PROMETHEUS_BUILTINS = frozenset({"up"})  # series Prometheus itself writes for every target
 
 # Everything PromQL spells with a name that is not a metric.

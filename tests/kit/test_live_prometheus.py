@@ -31,6 +31,8 @@ import anyio
 import pytest
 import yaml
 from aiohttp import web
+from mcp import Client
+from mcp.shared.exceptions import MCPError
 from support import BEHAVING, LOCALHOST, alive, free_port
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ FOR = "2s"  # every rule's `for:` in this harness (the shipped ones are minutes)
 FOR_SECONDS = 2
 FIRING_BOUND = FOR_SECONDS + 3 * SCRAPE_SECONDS  # SIGKILL -> firing, at most (the issue's "must show")
 RATE_INTERVAL = "1m"  # what Grafana would put for $__rate_interval; covers the whole test
-MIN_DASHBOARD_PANELS = 18  # the panels tests/kit/test_dashboard_json.py requires
+MIN_DASHBOARD_PANELS = 24  # the panels tests/kit/test_dashboard_json.py requires
 ADMIN_TOKEN = "live-test-admin-token"  # tools are called through the sidecar's admin endpoint
 
 T = TypeVar("T")
@@ -411,8 +413,26 @@ def dashboard_queries(dashboard: dict[str, Any], instance: str) -> Iterator[tupl
                 yield inner["title"], expr
 
 
-async def test_every_dashboard_query_returns_data(stack: Stack, dashboard: dict[str, Any]) -> None:
+async def gateway_round(url: str) -> None:
+    """One gateway client's session: a call that works, one the tool fails, one to no such tool."""
+    async with Client(url, mode="legacy") as client:
+        assert not (await client.call_tool("crit__add", {"a": 1, "b": 2})).is_error
+        assert (await client.call_tool("crit__add", {"a": "one", "b": 2})).is_error
+        with pytest.raises(MCPError):
+            await client.call_tool("crit__no_such_tool", {})
+
+
+async def test_every_dashboard_query_returns_data(
+    stack: Stack, dashboard: dict[str, Any], sidecar_config: tuple[Path, int, Any]
+) -> None:
     await stack.settle()
+    gateway = f"http://{yaml.safe_load(sidecar_config[0].read_text())['sidecar']['gateway']['listen']}/mcp"
+    async with Client(gateway, mode="legacy"):  # a gateway client, told of every change below
+        await _traffic(stack, gateway)
+    await _every_query_returns_data(stack, dashboard)
+
+
+async def _traffic(stack: Stack, gateway: str) -> None:
     # One real loss and reconnect, so reconnect and disconnect panels show something.
     os.kill(stack.pid("opt"), signal.SIGKILL)
     await eventually(
@@ -430,18 +450,30 @@ async def test_every_dashboard_query_returns_data(stack: Stack, dashboard: dict[
     await stack.wait_up("opt")
     # Tool calls through the sidecar, one of them failing, for the tool-call panels: a round
     # before the series' first scrape and one after, so that their rates are above zero.
+    # Gateway sessions, calls and failures likewise, for the gateway's panels.
     calls = (("add", {"a": 1, "b": 2}), ("echo", {"text": "hi"}), ("no_such_tool", {}))
     for tool, arguments in calls:
         await stack.call_tool("crit", tool, arguments)
-    await eventually(lambda: stack.query("mcp_tool_call_errors_total"), 10, "tool calls scraped")
+    await gateway_round(gateway)
+    for scraped in ("mcp_tool_call_errors_total", "mcp_server_session_duration_seconds_count"):
+        await eventually(lambda s=scraped: stack.query(s), 10, f"{scraped} scraped")
     for tool, arguments in calls:
         await stack.call_tool("crit", tool, arguments)
-    for counter in ("mcp_tool_calls_total", "mcp_tool_call_errors_total"):
+    await gateway_round(gateway)
+    for counter in (
+        "mcp_tool_calls_total",
+        "mcp_tool_call_errors_total",
+        "mcp_server_session_duration_seconds_count",
+        "mcp_server_operation_duration_seconds_count",
+        "mcp_gateway_list_changed_sent_total",
+    ):
         await eventually(lambda c=counter: stack.query(f"rate({c}[1m]) > 0"), 10, f"{counter} rising")
     await eventually(
         lambda: stack.query('count_over_time(up{job="mcp-sidecar"}[1m]) >= 5'), 20, "five scrapes"
     )
 
+
+async def _every_query_returns_data(stack: Stack, dashboard: dict[str, Any]) -> None:
     # Every panel has a target (tests/kit/test_dashboard_json.py): at least one query each.
     panels_with_targets = sum(
         1

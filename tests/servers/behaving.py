@@ -373,6 +373,24 @@ def add_dynamic_tools(server: MCPServer[Any]) -> None:
         return name
 
     @server.tool()
+    async def touch(uri: str, ctx: Context) -> str:
+        """Announce that resource `uri` changed, the way its subscribers' era hears it: an event for
+        `subscriptions/listen` streams naming it (2026-07-28), a notification on the session (before)."""
+        from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+        await ctx.notify_resource_updated(uri)
+        request = ctx.request_context
+        if request.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS:
+            await request.session.send_resource_updated(uri)
+        return uri
+
+    @server.tool()
+    async def say(level: str, text: str, ctx: Context) -> str:
+        """Log `text` at `level` during the call (2026-07-28: only if the request opted in to it)."""
+        await ctx.log(level, text)  # type: ignore[arg-type]
+        return text
+
+    @server.tool()
     def open_streams() -> int:
         """How many event streams (GET streams, listen streams) are open now."""
         return STREAMS.open

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import mcp_types as types
 import pytest
 
 from sidecar.relay import Relay, _Call, admits, choose_caller
@@ -63,3 +64,11 @@ def test_a_client_that_leaves_releases_what_only_it_held() -> None:
     assert sorted(r.forget(A)) == [("s", "u://1"), ("t", "u://1")]
     assert r.forget(A) == []
     assert r.forget(B) == [("s", "u://2")]
+
+
+@pytest.mark.anyio
+async def test_roots_asked_with_no_call_in_flight_are_refused_clearly() -> None:
+    """A server asking for roots at connect (server-everything does) has no caller to ask."""
+    refused = await relay().roots("s", None)  # type: ignore[arg-type]
+    assert isinstance(refused, types.ErrorData)
+    assert refused.message == "the gateway cannot relay roots/list from 's': no call in flight"
