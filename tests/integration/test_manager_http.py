@@ -221,8 +221,14 @@ async def test_call_pending_when_http_server_dies_fails_at_once(
         assert isinstance(lost, Lost)
 
 
-@pytest.mark.parametrize("protocol", ["legacy", "auto"])
-@pytest.mark.parametrize("flags", [(), ("--json-response",)], ids=["sse-responses", "json-responses"])
+@pytest.mark.parametrize(
+    ("protocol", "flags"),
+    [
+        pytest.param("legacy", (), id="initialize-era-sse-responses"),
+        pytest.param("legacy", ("--json-response",), id="initialize-era-json-responses"),
+        pytest.param("auto", (), id="2026-07-28"),
+    ],
+)
 async def test_probes_pass_in_both_eras_and_both_answer_forms(
     protocol: str,
     flags: tuple[str, ...],
