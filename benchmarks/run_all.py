@@ -85,15 +85,18 @@ def load() -> str:
         return "?"
 
 
-def run_one(name: str, script: Path, deadline: float) -> tuple[list[dict[str, Any]], float, str | None]:
-    """(rows, seconds, error) of one benchmark, its output echoed as it comes.
+def run_one(
+    name: str, script: Path, deadline: float, argv: list[str] | None = None
+) -> tuple[list[dict[str, Any]], float, str | None]:
+    """(rows, seconds, error) of one benchmark, its output echoed as it comes. `argv` replaces
+    the default command line (`python -u SCRIPT NAME`): another interpreter, other arguments.
 
     Its process group (the benchmark and whatever it started) is SIGKILLed on every way out while the
     benchmark still runs: deadline, unreadable RESULT line, Ctrl-C. Output is read with os.read, so a
     partial line cannot block past the deadline."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-u", str(script), name],
+        argv or [sys.executable, "-u", str(script), name],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         cwd=REPO,
