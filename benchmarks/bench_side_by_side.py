@@ -109,6 +109,9 @@ class Sidecar:
 
     notices = True
 
+    def __init__(self) -> None:
+        import sidecar  # noqa: F401 - imported before the clock starts, as for every contender
+
     async def start(self, specs: Sequence[Spec], connect_timeout: float | None) -> None:
         from sidecar import MCPServerManager, ServerConfig
 
@@ -139,13 +142,15 @@ class Agents:
     notices = False
 
     def __init__(self, parallel: bool) -> None:
+        import agents.mcp  # noqa: F401 - imported before the clock starts
+        from agents import set_tracing_disabled
+
         self.parallel = parallel
+        set_tracing_disabled(True)
 
     async def start(self, specs: Sequence[Spec], connect_timeout: float | None) -> None:
-        from agents import set_tracing_disabled
         from agents.mcp import MCPServerManager, MCPServerStdio, MCPServerStreamableHttp
 
-        set_tracing_disabled(True)
         logging.getLogger("openai.agents").setLevel(logging.CRITICAL)
         self.servers = {
             s.name: MCPServerStreamableHttp(params={"url": s.url}, name=s.name)
@@ -177,6 +182,9 @@ class PlainSdk:
     `offered` reflects."""
 
     notices = True  # only as far as the SDK's `async with` ends by itself
+
+    def __init__(self) -> None:
+        import mcp.client.client  # noqa: F401 - imported before the clock starts
 
     async def start(self, specs: Sequence[Spec], connect_timeout: float | None) -> None:
         self.clients: dict[str, Any] = {}
@@ -242,19 +250,20 @@ def now() -> float:
 async def timed_call(c: Any, name: str, deadline: float) -> dict[str, Any]:
     """One echo call bounded by `deadline`: how it ended (`ok`, `hung`, or the error's type) and when."""
     started = now()
-    outcome = "ok"
+    outcome, error = "ok", ""
     try:
         async with asyncio.timeout(deadline) as scope:
             result = await c.call(name)
-        if getattr(result, "is_error", False) or getattr(result, "isError", False):
+        if getattr(result, "is_error", False):
             outcome = "error result"
     except TimeoutError as exc:
-        outcome = "hung" if scope.expired() else type(exc).__name__
-    except BaseException as exc:
-        if isinstance(exc, asyncio.CancelledError) and asyncio.current_task().cancelling():  # type: ignore[union-attr]
+        outcome, error = ("hung", "") if scope.expired() else (type(exc).__name__, str(exc))
+    except BaseException as exc:  # how a contender fails is what is measured
+        task = asyncio.current_task()
+        if isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling():
             raise
-        outcome = type(exc).__name__
-    return {"outcome": outcome, "seconds": now() - started}
+        outcome, error = type(exc).__name__, str(exc)
+    return {"outcome": outcome, "seconds": now() - started, "error": error[:120]}
 
 
 def server_pids() -> dict[int, str]:
