@@ -436,10 +436,16 @@ def failover_cells(results: list[dict]) -> dict[str, str]:
         firsts = sorted({s["first"] for s in seen})
         first_time = percentile([s["first_seconds"] for s in seen], 50)
         back = [s["back"] for s in seen if s["back"] is not None]
+        since = [
+            r[name]["back"] - r["listening"]
+            for r in results
+            if r.get(name, {}).get("back") and "listening" in r
+        ]
         cells[name] = (
             f"first call: {'/'.join(firsts)} after median {ms(first_time)}; "
             f"works again in {len(back)}/{len(seen)} rounds"
             + (f", median {percentile(back, 50):.2f} s after the kill" if back else "")
+            + (f" ({percentile(since, 50):.2f} s after the upstream listened again)" if since else "")
         )
     return cells
 
