@@ -527,8 +527,10 @@ def fault_cells(victim: dict[str, Any] | None, notices: bool) -> tuple[str, str,
     unoffered = after(victim["unoffered"], FAULT_WINDOW)
     if victim["unoffered"] is None and not notices:
         unoffered = f"never (no health notion; still offered at {FAULT_WINDOW:g} s)"
-    recovered = "no" if victim["recovered"] is None else "yes"
-    recovered += f", after {after(victim['recovered'], FAULT_WINDOW)}"
+    if victim["recovered"] is None:
+        recovered = f"no (not within {FAULT_WINDOW:g} s)"
+    else:
+        recovered = f"yes, after {after(victim['recovered'], FAULT_WINDOW)}"
     if victim.get("listening") is not None:
         recovered += f" (server listening again at {victim['listening']:.2f} s)"
     return unoffered, call_cell(victim.get("first_call"), FAULT_WINDOW), recovered
