@@ -667,7 +667,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from run_all import load, machine, run_one
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("name", nargs="?", choices=["side_by_side"], help="run_all.py's name: the whole run")
+    p.add_argument("name", nargs="?", choices=["side_by_side"], help="as run_all.py runs it: no gateway part")
     p.add_argument("--contenders", type=lambda s: s.split(","), default=list(CONTENDERS))
     p.add_argument("--healthy", choices=HEALTHY_KINDS, default=default_healthy_kind())
     p.add_argument("--no-gateway", action="store_true", help="leave bench_gateway_compare.py out")
@@ -682,6 +682,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.contender:
         return contender_main(args)
+    if args.name == "side_by_side":  # from run_all.py: the contenders; the gateway has its own entries
+        args.no_gateway = True
     unknown = set(args.contenders) - set(CONTENDERS)
     if unknown:
         p.error(f"unknown contenders {sorted(unknown)}")
