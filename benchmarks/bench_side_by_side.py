@@ -110,11 +110,14 @@ class Sidecar:
     notices = True
 
     def __init__(self) -> None:
-        import sidecar  # noqa: F401 - imported before the clock starts, as for every contender
-
-    async def start(self, specs: Sequence[Spec], connect_timeout: float | None) -> None:
+        # Imported before the clock starts, as for every contender (`import sidecar` alone is lazy:
+        # the manager's module brings the mcp SDK, ~2.6 s of CPU here, which would run in the loop).
         from sidecar import MCPServerManager, ServerConfig
 
+        self.api = MCPServerManager, ServerConfig
+
+    async def start(self, specs: Sequence[Spec], connect_timeout: float | None) -> None:
+        MCPServerManager, ServerConfig = self.api
         extra = {} if connect_timeout is None else {"connect_timeout": connect_timeout}
         configs = [
             ServerConfig(name=s.name, transport="streamable-http", url=s.url, **extra)
