@@ -57,7 +57,7 @@ FASTMCP_PYTHON = REPO / ".cache" / "bench-fastmcp" / "bin" / "python"
 FASTMCP_PROXY = REPO / "benchmarks" / "fastmcp_proxy.py"
 TOOL = "test_simple_text"
 ERAS = ("legacy", "2026-07-28")
-SECTIONS = ("latency", "load", "kill", "conformance")
+SECTIONS = ("latency", "load", "kill", "conformance", "failover")
 COLUMNS = ("direct", "gateway", "fastmcp")
 CALL_TIMEOUT = 30.0
 
@@ -137,6 +137,14 @@ def sidecar(stack: contextlib.ExitStack, tmp: Path, servers: str, what: str) -> 
     argv = [sys.executable, "-m", "sidecar", "run", "-c", str(config), "--log-format", "json"]
     proc = serve(stack, Proc(argv, config.with_suffix(".log"), cwd=REPO), port, what)
     return proc, f"http://127.0.0.1:{port}/mcp", ops
+
+
+def fastmcp_proxy(stack: contextlib.ExitStack, tmp: Path, upstream_url: str) -> str:
+    """fastmcp's `create_proxy` in front of `upstream_url` (killed when `stack` closes): its URL."""
+    port = free_port()
+    argv = [str(FASTMCP_PYTHON), str(FASTMCP_PROXY), "--upstream", upstream_url, "--port", str(port)]
+    serve(stack, Proc(argv, tmp / f"fastmcp-{port}.log"), port, "the fastmcp proxy")
+    return f"http://127.0.0.1:{port}/mcp"
 
 
 # -- client side --------------------------------------------------------------------------------
@@ -341,6 +349,107 @@ def kill_case(tmp: Path, transport: str, era: str, rounds: int) -> list[dict[str
         return anyio.run(kill_rounds, url, era, victim_pid, kill, restart, rounds)
 
 
+# -- failover: the upstream SIGKILLed and restarted, behind the gateway and behind fastmcp -------
+
+FAILOVER_RESTART, FAILOVER_WINDOW, FAILOVER_RETRY = 1.0, 20.0, 0.25
+
+
+async def call_outcome(session: Client, deadline: float) -> tuple[str, float]:
+    """(`ok`, `error result`, `no answer` or the exception's type, seconds) of one call."""
+    started = time.perf_counter()
+    try:
+        with anyio.fail_after(deadline):
+            result = await session.call_tool(TOOL, {})
+        outcome = "error result" if result.is_error else "ok"
+    except TimeoutError:
+        outcome = "no answer"
+    except Exception as exc:
+        outcome = type(exc).__name__
+    return outcome, time.perf_counter() - started
+
+
+async def failover_round(urls: dict[str, str], kill: Callable[[], None], restart: Callable[[], None]) -> dict:
+    """One SIGKILL of the upstream, seen by one client of each column (sessions opened before):
+    how the first call after it ends, and when a call through the same session succeeds again
+    (the upstream is started again FAILOVER_RESTART s after the kill)."""
+    out: dict[str, Any] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = {
+            name: await stack.enter_async_context(client(url, "legacy")) for name, url in urls.items()
+        }
+        for session in sessions.values():
+            await timed_calls(session, 3)
+
+        async def follow(name: str, session: Client, t0: float) -> None:
+            first, seconds = await call_outcome(session, FAILOVER_WINDOW)
+            entry: dict[str, Any] = {"first": first, "first_seconds": seconds, "back": None}
+            out[name] = entry
+            while time.perf_counter() - t0 < FAILOVER_WINDOW:
+                await anyio.sleep(FAILOVER_RETRY)
+                if (await call_outcome(session, 2.0))[0] == "ok":
+                    entry["back"] = time.perf_counter() - t0
+                    return
+
+        async def bring_back(t0: float) -> None:
+            await anyio.sleep(FAILOVER_RESTART)
+            await anyio.to_thread.run_sync(restart)  # it waits for the port: not on the loop
+            out["listening"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        kill()
+        async with anyio.create_task_group() as tg:
+            for name, session in sessions.items():
+                tg.start_soon(follow, name, session, t0)
+            tg.start_soon(bring_back, t0)
+    return out
+
+
+def failover_case(tmp: Path, rounds: int) -> list[dict]:
+    """One HTTP upstream behind a gateway (`prefix: ''`) and behind fastmcp's proxy, killed `rounds` times."""
+    with contextlib.ExitStack() as stack:
+        port = free_port()
+        box = {"upstream": serve(stack, upstream(tmp, port), port, "the upstream")}
+        url = f"http://127.0.0.1:{port}/mcp"
+        entry = (
+            f"  - {{name: conformance, transport: streamable-http, url: '{url}', gateway: {{prefix: ''}}}}\n"
+        )
+        urls = {
+            "gateway": sidecar(stack, tmp, entry, "the gateway")[1],
+            "fastmcp": fastmcp_proxy(stack, tmp, url),
+        }
+        for target in urls.values():
+            anyio.run(wait_listed, target, TOOL)
+
+        def restart() -> None:
+            box["upstream"] = serve(stack, upstream(tmp, port), port, "the upstream")
+
+        return [anyio.run(failover_round, urls, box["upstream"].kill, restart) for _ in range(rounds)]
+
+
+def failover_cells(results: list[dict]) -> dict[str, str]:
+    """Column -> what its clients saw: the first call's outcome and time, and when a call worked again."""
+    cells = {}
+    for name in ("gateway", "fastmcp"):
+        seen = [r[name] for r in results if name in r]
+        if not seen:
+            continue
+        firsts = sorted({s["first"] for s in seen})
+        first_time = percentile([s["first_seconds"] for s in seen], 50)
+        back = [s["back"] for s in seen if s["back"] is not None]
+        since = [
+            r[name]["back"] - r["listening"]
+            for r in results
+            if r.get(name, {}).get("back") and "listening" in r
+        ]
+        cells[name] = (
+            f"first call: {'/'.join(firsts)} after median {ms(first_time)}; "
+            f"works again in {len(back)}/{len(seen)} rounds"
+            + (f", median {percentile(back, 50):.2f} s after the kill" if back else "")
+            + (f" ({percentile(since, 50):.2f} s after the upstream listened again)" if since else "")
+        )
+    return cells
+
+
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -364,17 +473,7 @@ def run(args: argparse.Namespace, tmp: Path) -> list[Row]:
             columns["gateway"] = None
             say("gateway: sidecar.gateway is not in this tree and no --gateway-url: its column stays empty")
         if FASTMCP_PYTHON.exists() and not args.no_fastmcp:
-            fx_port = free_port()
-            argv = [
-                str(FASTMCP_PYTHON),
-                str(FASTMCP_PROXY),
-                "--upstream",
-                str(columns["direct"]),
-                "--port",
-                str(fx_port),
-            ]
-            serve(stack, Proc(argv, tmp / "fastmcp.log"), fx_port, "the fastmcp proxy")
-            columns["fastmcp"] = f"http://127.0.0.1:{fx_port}/mcp"
+            columns["fastmcp"] = fastmcp_proxy(stack, tmp, str(columns["direct"]))
         else:
             columns["fastmcp"] = None
             say(f"fastmcp: {FASTMCP_PYTHON.relative_to(REPO)} missing (make bench-fastmcp): column empty")
@@ -453,6 +552,21 @@ def run(args: argparse.Namespace, tmp: Path) -> list[Row]:
                     ok = len(gone) == len(told) == len(results)
                     rows.append(row("gw-kill", f"upstream SIGKILL: {transport}, {era}", "every round",
                                     measured, ok, transport=transport, era=era, rounds=results))  # fmt: skip
+
+    if "failover" in sections:
+        if not gateway_built() or not FASTMCP_PYTHON.exists() or args.no_fastmcp:
+            say("failover: needs sidecar.gateway in this tree and fastmcp (make bench-fastmcp): skipped")
+        else:
+            say(f"failover: HTTP upstream SIGKILLed and restarted 1 s later, {args.rounds} rounds")
+            results = failover_case(tmp, args.rounds)
+            listening = [r["listening"] for r in results if "listening" in r]
+            cells = failover_cells(results)
+            rows.append(row(
+                "gw-failover",
+                "HTTP upstream SIGKILLed, restarted on its port 1 s later (listening again after median "
+                f"{percentile(listening, 50):.2f} s): one client session of each, kept",
+                "-", "; ".join(f"{k}: {v}" for k, v in cells.items()), None, cells=cells, rounds=results,
+            ))  # fmt: skip
     return rows
 
 

@@ -5,7 +5,7 @@
     python benchmarks/run_all.py --json results.json
 
 Each benchmark is `benchmarks/bench_manager.py NAME` (or `bench_metrics.py`, `bench_http_death.py`,
-`bench_gateway.py`) in a
+`bench_gateway.py`, `bench_side_by_side.py`) in a
 fresh interpreter (so fd, task and child-process counts are its own), in its own process
 group, killed if it overruns.
 Exit status: 0 when every claim with a verdict was met, 1 otherwise.
@@ -34,6 +34,7 @@ from _common import BENCH_DIR, REPO, row
 MANAGER, METRICS = BENCH_DIR / "bench_manager.py", BENCH_DIR / "bench_metrics.py"
 STREAMS = BENCH_DIR / "bench_http_death.py"
 GATEWAY = BENCH_DIR / "bench_gateway.py"
+SIDE_BY_SIDE = BENCH_DIR / "bench_side_by_side.py"
 
 # name -> (script, deadline in s). The baseline runs inside `ready` when .cache/bench-baseline exists.
 BENCHMARKS = {
@@ -51,8 +52,10 @@ BENCHMARKS = {
     "list_change": (STREAMS, 120),
     "gateway_overhead": (GATEWAY, 120),
     "gateway_failover": (GATEWAY, 120),
+    # the contenders' part only (about 4 minutes); the gateway-vs-fastmcp part is `make bench-gateway`
+    "side_by_side": (SIDE_BY_SIDE, 400),
 }
-TOTAL_BUDGET = 900.0  # past this, remaining benchmarks are skipped
+TOTAL_BUDGET = 1200.0  # past this, remaining benchmarks are skipped
 
 
 def machine() -> dict[str, str]:
@@ -85,15 +88,18 @@ def load() -> str:
         return "?"
 
 
-def run_one(name: str, script: Path, deadline: float) -> tuple[list[dict[str, Any]], float, str | None]:
-    """(rows, seconds, error) of one benchmark, its output echoed as it comes.
+def run_one(
+    name: str, script: Path, deadline: float, argv: list[str] | None = None
+) -> tuple[list[dict[str, Any]], float, str | None]:
+    """(rows, seconds, error) of one benchmark, its output echoed as it comes. `argv` replaces
+    the default command line (`python -u SCRIPT NAME`): another interpreter, other arguments.
 
     Its process group (the benchmark and whatever it started) is SIGKILLed on every way out while the
     benchmark still runs: deadline, unreadable RESULT line, Ctrl-C. Output is read with os.read, so a
     partial line cannot block past the deadline."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-u", str(script), name],
+        argv or [sys.executable, "-u", str(script), name],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         cwd=REPO,

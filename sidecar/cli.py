@@ -172,7 +172,7 @@ def _run(path: str, log_format: str) -> int:
     from .telemetry.tracing import LifecycleTracer, configure_tracing, shutdown_tracing
 
     try:
-        provider = configure_tracing(sidecar_version())
+        provider = configure_tracing(sidecar_version(), secrets=config.secrets())
         meters = configure_metric_export(sidecar_version())  # None, and no OTel metrics import, unless asked
     except ValueError as exc:  # an OTEL_* variable asks for what we cannot do
         print(f"mcp-sidecar: {exc}", file=sys.stderr)

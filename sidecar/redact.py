@@ -45,6 +45,8 @@ def make_redactor(secrets: Iterable[str]) -> Callable[[str], str]:
     def _redact(text: str) -> str:
         if pattern is not None:
             text = pattern.sub(MASK, text)
+        if "@" not in text:  # no userinfo to mask: skip the regex (most texts, and spans on export)
+            return text
         return _USERINFO.sub(rf"\g<head>{MASK}@", text)
 
     return _redact

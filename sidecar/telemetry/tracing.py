@@ -10,6 +10,7 @@ is the parent of every reconnect attempt and of the give-up and drop spans, unti
 server is active again. Only failed probes make spans. Attribute names follow the
 OpenTelemetry MCP conventions; the configured server name is always ``mcp_sidecar.server``.
 Nothing from a server's env, args, headers or URL (other than host and port) goes on a span.
+Every exported span, the mcp SDK's own too, has the config's secrets masked (`span_redaction`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from ..events import (
     ReconnectScheduled,
     Stopped,
 )
+from .span_redaction import SpanRedactor
 
 __all__ = [
     "DEFAULT_SERVICE_NAME",
@@ -62,6 +64,7 @@ __all__ = [
     "ToolCall",
     "configure_tracing",
     "inject_meta",
+    "mask_in_spans",
     "otlp_exporter_from_env",
     "server_attributes",
     "shutdown_tracing",
@@ -173,15 +176,17 @@ def _sdk_noise(span: ReadableSpan) -> bool:
 
 class _WatchedExporter(SpanExporter):
     """Delegates to the OTLP exporter, noting whether the collector answers, so that shutdown
-    waits only when waiting can help. Drops the mcp SDK's own root spans (`_sdk_noise`)."""
+    waits only when waiting can help. Drops the mcp SDK's own root spans (`_sdk_noise`), and
+    masks secrets in the rest (`redactor`)."""
 
-    def __init__(self, inner: SpanExporter) -> None:
+    def __init__(self, inner: SpanExporter, redactor: SpanRedactor | None = None) -> None:
         self.inner = inner
+        self.redactor = redactor or SpanRedactor()
         self.failing = False
         self._running_since: float | None = None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        spans = [span for span in spans if not _sdk_noise(span)]
+        spans = [self.redactor(span) for span in spans if not _sdk_noise(span)]
         if not spans:
             return SpanExportResult.SUCCESS
         self._running_since = time.monotonic()
@@ -218,14 +223,19 @@ _WATCHED: weakref.WeakKeyDictionary[TracerProvider, _WatchedExporter] = weakref.
 
 
 def configure_tracing(
-    service_version: str, *, set_global: bool = True, shutdown_timeout: float = SHUTDOWN_TIMEOUT
+    service_version: str,
+    *,
+    set_global: bool = True,
+    shutdown_timeout: float = SHUTDOWN_TIMEOUT,
+    secrets: Iterable[str] = (),
 ) -> TracerProvider | None:
     """A TracerProvider exporting over OTLP in batches, or None when no export is configured.
 
     `OTEL_SERVICE_NAME` (default ``mcp-sidecar``), `OTEL_RESOURCE_ATTRIBUTES` and the
     sampler variables are honoured by the SDK. With `set_global` the provider becomes the
     global one, which `tool_call_span` uses. Raises ValueError for an unsupported protocol.
-    A bounded `shutdown_tracing` runs at exit; call it yourself to flush earlier.
+    A bounded `shutdown_tracing` runs at exit; call it yourself to flush earlier. `secrets`
+    are masked in every span it exports, the mcp SDK's too (more: `mask_in_spans`).
     """
     exporter = otlp_exporter_from_env()
     if exporter is None:
@@ -233,12 +243,21 @@ def configure_tracing(
     resource = sidecar_resource(service_version)
     # The SDK's own exit hook would wait up to 30 s for an unreachable collector.
     provider = _SidecarTracerProvider(resource=resource, shutdown_on_exit=False)
-    watched = _WATCHED[provider] = _WatchedExporter(exporter)
+    watched = _WATCHED[provider] = _WatchedExporter(exporter, SpanRedactor(secrets))
     provider.add_span_processor(BatchSpanProcessor(watched))
     atexit.register(shutdown_tracing, provider, shutdown_timeout)
     if set_global:
         trace.set_tracer_provider(provider)
     return provider
+
+
+def mask_in_spans(provider: trace.TracerProvider | None, secrets: Iterable[str]) -> None:
+    """Mask `secrets` too in every span `provider` exports from now on (those of a reloaded
+    config); those it masked already stay masked. A provider `configure_tracing` did not make
+    (a library user's own) is left alone: what it exports is its owner's choice."""
+    watched = _WATCHED.get(provider) if isinstance(provider, TracerProvider) else None
+    if watched is not None:
+        watched.redactor.add(secrets)
 
 
 def shutdown_tracing(provider: TracerProvider | None, timeout: float = SHUTDOWN_TIMEOUT) -> bool:
@@ -345,6 +364,7 @@ class LifecycleTracer:
         provider: trace.TracerProvider | None,
         servers: SidecarConfig | Iterable[ServerConfig] = (),
     ) -> None:
+        self._provider = provider
         self._tracer = None if provider is None else provider.get_tracer(_SCOPE, _SCOPE_VERSION)
         self._static: dict[str, Attributes] = {}
         self._tracks: dict[str, _Track] = {}
@@ -364,7 +384,10 @@ class LifecycleTracer:
         }
 
     def use_config(self, servers: SidecarConfig | Iterable[ServerConfig]) -> None:
-        """Take host, port and transport of each server from this config (after a reload, too)."""
+        """Take host, port and transport of each server from this config (after a reload, too),
+        and have the provider mask the config's secrets (new ones on a reload) in what it exports."""
+        if isinstance(servers, SidecarConfig):
+            mask_in_spans(self._provider, servers.secrets())
         configs = servers.servers if isinstance(servers, SidecarConfig) else servers
         self._static = {config.name: server_attributes(config) for config in configs}
 

@@ -24,6 +24,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind, StatusCode
 from otlp import (
     KIND_CLIENT,
     KIND_INTERNAL,
@@ -34,9 +35,9 @@ from otlp import (
     grpc_receiver,
     http_receiver,
 )
-from support import free_port
+from support import free_port, spellings
 
-from sidecar import MCPServerManager, ServerConfig, ServerUnavailable, ToolCallTimeout
+from sidecar import MCPServerManager, ServerConfig, ServerUnavailable, ToolCallTimeout, parse_config
 from sidecar.events import Connected, LifecycleEvent, Subscription
 from sidecar.telemetry.tracing import (
     LifecycleTracer,
@@ -417,6 +418,60 @@ async def test_tool_call_span_continues_the_callers_trace(
     gone = _one([s for s in receiver.spans if s.attributes.get(SERVER) == "gone"], "gone")
     assert gone.status_code == STATUS_ERROR and gone.attributes["error.type"] == "unavailable"
     assert "no such server" in gone.status_message
+
+
+_SECRETS_CONFIG = """\
+sidecar:
+  gateway: {listen: '127.0.0.1:9465', token_env: GATEWAY_TOKEN}
+servers:
+  - name: remote
+    transport: streamable-http
+    url: http://127.0.0.1:9/mcp
+    headers: {Authorization: 'Bearer ${HEADER_TOKEN}'}
+"""
+
+
+async def test_every_exported_span_has_the_configs_secrets_masked(
+    otel_env: pytest.MonkeyPatch, leak_guard: LeakGuard
+) -> None:
+    """Not only our spans: the mcp SDK names its SERVER span after the tool a gateway client asked
+    for, and quotes an upstream's error in its status. The secrets (the gateway's token among
+    them) are the config's at start, and a reloaded config's from then on."""
+    token, first, second = (f"{kind}-can'ary\\\"{os.urandom(4).hex()}" for kind in ("gw", "hdr1", "hdr2"))
+    environ = {"GATEWAY_TOKEN": token, "HEADER_TOKEN": first}
+    config = parse_config(_SECRETS_CONFIG, "first.yaml", environ)
+    reloaded = parse_config(_SECRETS_CONFIG, "second.yaml", environ | {"HEADER_TOKEN": second})
+
+    def answer(sdk: Any, asked: str, error: str) -> None:  # as the mcp SDK traces a failing request
+        with sdk.start_as_current_span(f"tools/call {asked}", kind=SpanKind.SERVER) as span:
+            span.record_exception(ValueError(error))
+            span.set_status(StatusCode.ERROR, error)
+
+    async with http_receiver() as receiver:
+        for name, value in receiver.env().items():
+            otel_env.setenv(name, value)
+        provider = configure_tracing(VERSION, set_global=False, secrets=config.secrets())
+        assert provider is not None
+        try:
+            tracer = LifecycleTracer(provider, config)
+            sdk = provider.get_tracer("mcp-python-sdk")
+            answer(sdk, f"remote__{token}", f"Unknown resource: mcp-sidecar://remote/{first}")
+            await receiver.wait_for(lambda s: s.name == "tools/call remote__***", 10, "the first span")
+            tracer.use_config(reloaded)  # as a reload does: its new secret is masked from now on
+            answer(sdk, f"remote__{second}", f"Unknown tool: {second} (and {token})")
+        finally:
+            flushed = await anyio.to_thread.run_sync(shutdown_tracing, provider, 10.0)
+        assert flushed
+    leak_guard.assert_clean()
+
+    masked = receiver.named("tools/call remote__***")
+    assert sorted(s.status_message for s in masked) == [
+        "Unknown resource: mcp-sidecar://remote/***",
+        "Unknown tool: *** (and ***)",
+    ]
+    for secret in (token, first, second):
+        for spelling in spellings(secret):
+            assert spelling.encode() not in receiver.raw(), spelling
 
 
 # -- configuration from the environment ------------------------------------------------------------------
