@@ -173,12 +173,28 @@ async def timed_calls(session: Client, count: int) -> list[float]:
     return times
 
 
-async def latency(url: str, era: str, calls: int, warmup: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (/proc/<pid>/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def latency(url: str, era: str, calls: int, warmup: int, pids: dict[str, int]) -> dict[str, float]:
+    """p50, p99, calls/s, and the CPU ms per call of each process in `pids` (ours, so measurable:
+    unlike wall-clock time, CPU time hardly moves with what else the machine runs)."""
     async with client(url, era) as session:
         await timed_calls(session, warmup)
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         times = await timed_calls(session, calls)
+        cpu = {f"cpu_{name}": (cpu_seconds(pid) - before[name]) / calls for name, pid in pids.items()}
     total = sum(times)
-    return {"n": calls, "p50": percentile(times, 50), "p99": percentile(times, 99), "rate": calls / total}
+    return {
+        "n": calls,
+        "p50": percentile(times, 50),
+        "p99": percentile(times, 99),
+        "rate": calls / total,
+        **cpu,
+    }
 
 
 async def load(url: str, clients: int, duration: float) -> dict[str, float]:
@@ -353,13 +369,18 @@ def run(args: argparse.Namespace, tmp: Path) -> list[Row]:
     sections = set(args.sections)
     with contextlib.ExitStack() as stack:
         up_port = free_port()
-        serve(stack, upstream(tmp, up_port), up_port, "the upstream")
+        up = serve(stack, upstream(tmp, up_port), up_port, "the upstream")
         columns: dict[str, str | None] = {"direct": f"http://127.0.0.1:{up_port}/mcp"}
+        # Whose CPU each column's calls cost: this process (the client), the upstream, the middle.
+        pids = {name: {"client": os.getpid(), "upstream": up.pid} for name in COLUMNS}
         if args.gateway_url:
             columns["gateway"] = args.gateway_url
         elif gateway_built():
             entry = f"  - {{name: conformance, transport: streamable-http, url: '{columns['direct']}', "
-            columns["gateway"] = sidecar(stack, tmp, entry + "gateway: {prefix: ''}}\n", "the gateway")[1]
+            gateway, columns["gateway"], _ = sidecar(
+                stack, tmp, entry + "gateway: {prefix: ''}}\n", "the gateway"
+            )
+            pids["gateway"]["gateway"] = gateway.pid
         else:
             columns["gateway"] = None
             say("gateway: sidecar.gateway is not in this tree and no --gateway-url: its column stays empty")
@@ -373,7 +394,8 @@ def run(args: argparse.Namespace, tmp: Path) -> list[Row]:
                 "--port",
                 str(fx_port),
             ]
-            serve(stack, Proc(argv, tmp / "fastmcp.log"), fx_port, "the fastmcp proxy")
+            proxy = serve(stack, Proc(argv, tmp / "fastmcp.log"), fx_port, "the fastmcp proxy")
+            pids["fastmcp"]["gateway"] = proxy.pid
             columns["fastmcp"] = f"http://127.0.0.1:{fx_port}/mcp"
         else:
             columns["fastmcp"] = None
@@ -387,11 +409,13 @@ def run(args: argparse.Namespace, tmp: Path) -> list[Row]:
             for era in ERAS:
                 for name, url in live.items():
                     say(f"latency: {name}, {era}, {args.calls} calls")
-                    r = anyio.run(latency, url, era, args.calls, args.warmup)
+                    r = anyio.run(latency, url, era, args.calls, args.warmup, pids[name])
                     p50[name, era] = r["p50"]
+                    cpu = ", ".join(f"{key[4:]} {r[key] * 1000:.2f}" for key in r if key.startswith("cpu_"))
                     rows.append(row(
                         "gw-latency", f"{TOOL}, one session, sequential: {name} ({era})", "-",
-                        f"p50 {ms(r['p50'])}, p99 {ms(r['p99'])}, {r['rate']:.0f} calls/s ({r['n']} calls)",
+                        f"p50 {ms(r['p50'])}, p99 {ms(r['p99'])}, {r['rate']:.0f} calls/s ({r['n']} calls); "
+                        f"CPU ms/call: {cpu}",
                         None, column=name, era=era, **r,
                     ))  # fmt: skip
             for era in ERAS:
