@@ -113,10 +113,14 @@ def _forwarded_meta(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _returned(result: Any) -> Any:
-    """An upstream result minus the reserved keys of its `_meta` (its serverInfo stamp is not ours)."""
-    meta = getattr(result, "meta", None)
+    """An upstream result minus the reserved keys of its `_meta` (its serverInfo stamp is not ours);
+    a model, or a JSON object as the server sent it (a tool call's final result)."""
+    raw = isinstance(result, dict)
+    meta = result.get("_meta") if raw else getattr(result, "meta", None)
     if isinstance(meta, dict) and any(key.startswith(_RESERVED_META) for key in meta):
         kept = {k: v for k, v in meta.items() if not k.startswith(_RESERVED_META)}
+        if raw:
+            return {**result, "_meta": kept} if kept else {k: v for k, v in result.items() if k != "_meta"}
         return result.model_copy(update={"meta": kept or None})
     return result
 
@@ -389,7 +393,9 @@ class Gateway:
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult | types.InputRequiredResult:
+    ) -> types.CallToolResult | types.InputRequiredResult | dict[str, Any]:
+        """Route a call; its final result passes through as the server sent it (the SDK checks it
+        against the caller's era on the way out)."""
         name = params.name
         route = self.catalog().route_tool(name)
         if route is None:
@@ -409,11 +415,15 @@ class Gateway:
 
         try:
             async with self._relay.in_call(ctx, route.server):
-                return _returned(await self._drive(ctx, send, params.input_responses, params.request_state))
+                result = _returned(await self._drive(ctx, send, params.input_responses, params.request_state))
         except ServerUnavailable as exc:
             return _error_result(f"tool {name!r} is not available: {exc}")
         except ToolCallError as exc:
             return _error_result(f"tool {name!r} failed on server {route.server!r}: {exc}")
+        if isinstance(result, dict) and "resultType" not in result and is_modern(ctx):
+            # An initialize-era server's result, to a 2026-07-28 caller: absent means complete.
+            result = {**result, "resultType": "complete"}
+        return result
 
     def _progress(self, ctx: ServerRequestContext[Any, Any]) -> Callable[..., Awaitable[None]] | None:
         """Pass a server's progress for this call on to its caller, if the caller asked for it."""
