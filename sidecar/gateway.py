@@ -340,7 +340,9 @@ class Gateway:
             raise
         finally:
             name = (ctx.params or {}).get("name") if ctx.method == "tools/call" else None
-            tool = name if isinstance(name, str) and name in self.catalog().tools else None  # bounded
+            # Bounded: a name exposed now (the catalog the handler routed by; rebuilding it here
+            # would cost a pass over every server's status once more per call).
+            tool = name if isinstance(name, str) and name in self._catalog.tools else None
             metrics.record_server_operation(
                 ctx.method,
                 anyio.current_time() - started,
