@@ -139,12 +139,12 @@ def sidecar(stack: contextlib.ExitStack, tmp: Path, servers: str, what: str) -> 
     return proc, f"http://127.0.0.1:{port}/mcp", ops
 
 
-def fastmcp_proxy(stack: contextlib.ExitStack, tmp: Path, upstream_url: str) -> str:
-    """fastmcp's `create_proxy` in front of `upstream_url` (killed when `stack` closes): its URL."""
+def fastmcp_proxy(stack: contextlib.ExitStack, tmp: Path, upstream_url: str) -> tuple[str, int]:
+    """fastmcp's `create_proxy` in front of `upstream_url` (killed when `stack` closes): its URL and pid."""
     port = free_port()
     argv = [str(FASTMCP_PYTHON), str(FASTMCP_PROXY), "--upstream", upstream_url, "--port", str(port)]
-    serve(stack, Proc(argv, tmp / f"fastmcp-{port}.log"), port, "the fastmcp proxy")
-    return f"http://127.0.0.1:{port}/mcp"
+    proxy = serve(stack, Proc(argv, tmp / f"fastmcp-{port}.log"), port, "the fastmcp proxy")
+    return f"http://127.0.0.1:{port}/mcp", proxy.pid
 
 
 # -- client side --------------------------------------------------------------------------------
@@ -181,12 +181,28 @@ async def timed_calls(session: Client, count: int) -> list[float]:
     return times
 
 
-async def latency(url: str, era: str, calls: int, warmup: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (/proc/<pid>/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def latency(url: str, era: str, calls: int, warmup: int, pids: dict[str, int]) -> dict[str, float]:
+    """p50, p99, calls/s, and the CPU ms per call of each process in `pids` (ours, so measurable:
+    unlike wall-clock time, CPU time hardly moves with what else the machine runs)."""
     async with client(url, era) as session:
         await timed_calls(session, warmup)
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         times = await timed_calls(session, calls)
+        cpu = {f"cpu_{name}": (cpu_seconds(pid) - before[name]) / calls for name, pid in pids.items()}
     total = sum(times)
-    return {"n": calls, "p50": percentile(times, 50), "p99": percentile(times, 99), "rate": calls / total}
+    return {
+        "n": calls,
+        "p50": percentile(times, 50),
+        "p99": percentile(times, 99),
+        "rate": calls / total,
+        **cpu,
+    }
 
 
 async def load(url: str, clients: int, duration: float) -> dict[str, float]:
@@ -415,7 +431,7 @@ def failover_case(tmp: Path, rounds: int) -> list[dict]:
         )
         urls = {
             "gateway": sidecar(stack, tmp, entry, "the gateway")[1],
-            "fastmcp": fastmcp_proxy(stack, tmp, url),
+            "fastmcp": fastmcp_proxy(stack, tmp, url)[0],
         }
         for target in urls.values():
             anyio.run(wait_listed, target, TOOL)
@@ -462,18 +478,23 @@ def run(args: argparse.Namespace, tmp: Path) -> list[Row]:
     sections = set(args.sections)
     with contextlib.ExitStack() as stack:
         up_port = free_port()
-        serve(stack, upstream(tmp, up_port), up_port, "the upstream")
+        up = serve(stack, upstream(tmp, up_port), up_port, "the upstream")
         columns: dict[str, str | None] = {"direct": f"http://127.0.0.1:{up_port}/mcp"}
+        # Whose CPU each column's calls cost: this process (the client), the upstream, the middle.
+        pids = {name: {"client": os.getpid(), "upstream": up.pid} for name in COLUMNS}
         if args.gateway_url:
             columns["gateway"] = args.gateway_url
         elif gateway_built():
             entry = f"  - {{name: conformance, transport: streamable-http, url: '{columns['direct']}', "
-            columns["gateway"] = sidecar(stack, tmp, entry + "gateway: {prefix: ''}}\n", "the gateway")[1]
+            gateway, columns["gateway"], _ = sidecar(
+                stack, tmp, entry + "gateway: {prefix: ''}}\n", "the gateway"
+            )
+            pids["gateway"]["gateway"] = gateway.pid
         else:
             columns["gateway"] = None
             say("gateway: sidecar.gateway is not in this tree and no --gateway-url: its column stays empty")
         if FASTMCP_PYTHON.exists() and not args.no_fastmcp:
-            columns["fastmcp"] = fastmcp_proxy(stack, tmp, str(columns["direct"]))
+            columns["fastmcp"], pids["fastmcp"]["gateway"] = fastmcp_proxy(stack, tmp, str(columns["direct"]))
         else:
             columns["fastmcp"] = None
             say(f"fastmcp: {FASTMCP_PYTHON.relative_to(REPO)} missing (make bench-fastmcp): column empty")
@@ -486,11 +507,13 @@ def run(args: argparse.Namespace, tmp: Path) -> list[Row]:
             for era in ERAS:
                 for name, url in live.items():
                     say(f"latency: {name}, {era}, {args.calls} calls")
-                    r = anyio.run(latency, url, era, args.calls, args.warmup)
+                    r = anyio.run(latency, url, era, args.calls, args.warmup, pids[name])
                     p50[name, era] = r["p50"]
+                    cpu = ", ".join(f"{key[4:]} {r[key] * 1000:.2f}" for key in r if key.startswith("cpu_"))
                     rows.append(row(
                         "gw-latency", f"{TOOL}, one session, sequential: {name} ({era})", "-",
-                        f"p50 {ms(r['p50'])}, p99 {ms(r['p99'])}, {r['rate']:.0f} calls/s ({r['n']} calls)",
+                        f"p50 {ms(r['p50'])}, p99 {ms(r['p99'])}, {r['rate']:.0f} calls/s ({r['n']} calls); "
+                        f"CPU ms/call: {cpu}",
                         None, column=name, era=era, **r,
                     ))  # fmt: skip
             for era in ERAS:

@@ -520,7 +520,12 @@ def _load_data(text: str, source: str) -> Any:
             except json.JSONDecodeError as exc:
                 json_error = exc
         if data is None:
-            data = yaml.safe_load(text)
+            try:
+                data = yaml.safe_load(text)
+            except (IndexError, AttributeError, TypeError, KeyError):
+                # PyYAML's constructors index and match what a tag gives them without checking:
+                # `!!int ''` raises IndexError, `!!timestamp x` AttributeError. Not a bug of ours.
+                raise ValueError("a tagged value PyYAML cannot construct") from None
     except yaml.YAMLError as exc:
         if json_error is not None:
             where = f"line {json_error.lineno}, column {json_error.colno}"

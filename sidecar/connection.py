@@ -300,8 +300,13 @@ class Connection:
         meta: dict[str, Any] | None,
         options: CallOptions,
         timeout: float | None,
-    ) -> types.CallToolResult | types.InputRequiredResult:
-        """`tools/call` with progress passed on and 2026-07-28 input-required rounds left to the caller."""
+    ) -> dict[str, Any] | types.InputRequiredResult:
+        """`tools/call` with progress passed on and 2026-07-28 input-required rounds left to the caller.
+
+        A final result comes back as the server sent it: the SDK has checked it against the
+        era's schema already, and the gateway passes it on unchanged, so parsing it into a
+        model (and dumping it again) would be work for nothing. An input-required result
+        comes back as its model: the gateway may have to answer it."""
         params = types.CallToolRequestParams(
             name=name,
             arguments=arguments,
@@ -310,7 +315,10 @@ class Connection:
             _meta=meta,  # type: ignore[typeddict-item]
         )
         request = types.CallToolRequest(params=params)
-        return await self.send_request(request, _CALL_RESULT, timeout=timeout, progress=options.progress)
+        raw = await self.send_request(request, _RAW_RESULT, timeout=timeout, progress=options.progress)
+        if raw.get("resultType") == "input_required":
+            return types.InputRequiredResult.model_validate(raw, by_name=False)
+        return raw
 
 
 async def _follow(subscription: Subscription, on_change: Callable[[str], None]) -> StreamEnd:
@@ -443,9 +451,7 @@ async def open_connection(
 
 # -- the gateway's hooks into a connection -----------------------------------------------------------
 
-_CALL_RESULT: TypeAdapter[types.CallToolResult | types.InputRequiredResult] = TypeAdapter(
-    types.CallToolResult | types.InputRequiredResult
-)
+_RAW_RESULT: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])  # a shallow check: a JSON object
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

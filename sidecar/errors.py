@@ -44,6 +44,7 @@ __all__ = [
     "answered_by_server",
     "describe_error",
     "is_internal_error",
+    "is_tool_error",
     "jsonrpc_error_type",
     "leaf_exceptions",
 ]
@@ -189,3 +190,11 @@ _OUR_BUGS = (
 def is_internal_error(exc: BaseException) -> bool:
     """True when `exc` (or any leaf of its group) is a programming error of ours, by type."""
     return any(isinstance(leaf, _OUR_BUGS) for leaf in leaf_exceptions(exc))
+
+
+def is_tool_error(result: object) -> bool:
+    """Whether a tool call's result is the tool reporting an error: a `CallToolResult` with
+    `is_error`, or (passed through as the server sent it) a JSON object with `"isError": true`."""
+    if isinstance(result, dict):
+        return result.get("isError") is True
+    return getattr(result, "is_error", False) is True

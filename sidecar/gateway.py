@@ -115,10 +115,14 @@ def _forwarded_meta(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _returned(result: Any) -> Any:
-    """An upstream result minus the reserved keys of its `_meta` (its serverInfo stamp is not ours)."""
-    meta = getattr(result, "meta", None)
+    """An upstream result minus the reserved keys of its `_meta` (its serverInfo stamp is not ours);
+    a model, or a JSON object as the server sent it (a tool call's final result)."""
+    raw = isinstance(result, dict)
+    meta = result.get("_meta") if raw else getattr(result, "meta", None)
     if isinstance(meta, dict) and any(key.startswith(_RESERVED_META) for key in meta):
         kept = {k: v for k, v in meta.items() if not k.startswith(_RESERVED_META)}
+        if raw:
+            return {**result, "_meta": kept} if kept else {k: v for k, v in result.items() if k != "_meta"}
         return result.model_copy(update={"meta": kept or None})
     return result
 
@@ -342,7 +346,9 @@ class Gateway:
             raise
         finally:
             name = (ctx.params or {}).get("name") if ctx.method == "tools/call" else None
-            tool = name if isinstance(name, str) and name in self.catalog().tools else None  # bounded
+            # Bounded: a name exposed now (the catalog the handler routed by; rebuilding it here
+            # would cost a pass over every server's status once more per call).
+            tool = name if isinstance(name, str) and name in self._catalog.tools else None
             metrics.record_server_operation(
                 ctx.method,
                 anyio.current_time() - started,
@@ -395,7 +401,9 @@ class Gateway:
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult | types.InputRequiredResult:
+    ) -> types.CallToolResult | types.InputRequiredResult | dict[str, Any]:
+        """Route a call; its final result passes through as the server sent it (the SDK checks it
+        against the caller's era on the way out)."""
         name = params.name
         route = self.catalog().route_tool(name)
         if route is None:
@@ -415,11 +423,15 @@ class Gateway:
 
         try:
             async with self._relay.in_call(ctx, route.server):
-                return _returned(await self._drive(ctx, send, params.input_responses, params.request_state))
+                result = _returned(await self._drive(ctx, send, params.input_responses, params.request_state))
         except ServerUnavailable as exc:
             return _error_result(f"tool {name!r} is not available: {exc}")
         except ToolCallError as exc:
             return _error_result(f"tool {name!r} failed on server {route.server!r}: {exc}")
+        if isinstance(result, dict) and "resultType" not in result and is_modern(ctx):
+            # An initialize-era server's result, to a 2026-07-28 caller: absent means complete.
+            result = {**result, "resultType": "complete"}
+        return result
 
     def _log_opt_in(
         self, ctx: ServerRequestContext[Any, Any], server: str, meta: dict[str, Any] | None

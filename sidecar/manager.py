@@ -34,6 +34,7 @@ from .errors import (
     ToolCallTimeout,
     answered_by_server,
     describe_error,
+    is_tool_error,
 )
 from .events import EventBus, Subscription
 from .http_probe import HttpProber
@@ -296,7 +297,7 @@ class MCPServerManager:
                     result = await connection.call_tool(tool, dict(arguments or {}), meta)
                 else:  # through the gateway: may be a 2026-07-28 InputRequiredResult
                     result = await connection.call_tool_with(tool, _plain(arguments), meta, options, deadline)
-            error_type = "tool_error" if getattr(result, "is_error", False) else None
+            error_type = "tool_error" if is_tool_error(result) else None
             return result
         except TimeoutError as exc:
             error_type = "timeout"

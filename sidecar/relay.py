@@ -20,8 +20,8 @@ two clients on one server that asks its caller something.
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +80,26 @@ class _Call:
     modern: bool
 
 
+class _InFlight:
+    """`Relay.in_call`'s block: a plain object, not an async generator (every tool call enters
+    one, and an `asynccontextmanager` costs a generator, its loop hook and a weak reference)."""
+
+    __slots__ = ("_call", "_calls", "_server")
+
+    def __init__(self, calls: dict[str, list[_Call]], server: str, call: _Call) -> None:
+        self._calls, self._server, self._call = calls, server, call
+
+    async def __aenter__(self) -> None:
+        self._calls.setdefault(self._server, []).append(self._call)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        calls = self._calls.get(self._server)
+        if calls is not None:
+            calls.remove(self._call)
+            if not calls:
+                del self._calls[self._server]
+
+
 def choose_caller(calls: Sequence[_Call]) -> _Call | None:
     """Of the calls in flight on one server (oldest first), the one whose client is asked: the
     oldest, when all are one client's; None when there are none, or several clients' (ambiguous)."""
@@ -109,18 +129,13 @@ class Relay:
 
     # -- calls in flight ---------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def in_call(self, ctx: ServerRequestContext[Any, Any], server: str) -> AsyncIterator[None]:
-        """Note the request of `ctx` as in flight on `server` while the block runs."""
-        call = _Call(server, ctx.session, client_of(ctx.session), ctx.request_id, is_modern(ctx))
-        calls = self._calls.setdefault(server, [])
-        calls.append(call)
-        try:
-            yield
-        finally:
-            calls.remove(call)
-            if not calls and self._calls.get(server) is calls:
-                del self._calls[server]
+    def in_call(self, ctx: ServerRequestContext[Any, Any], server: str) -> _InFlight:
+        """Note the request of `ctx` as in flight on `server` while the (async with) block runs."""
+        return _InFlight(
+            self._calls,
+            server,
+            _Call(server, ctx.session, client_of(ctx.session), ctx.request_id, is_modern(ctx)),
+        )
 
     def caller(self, server: str) -> _Call | None:
         """The call whose client answers what `server` asks now."""

@@ -39,7 +39,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanK
 from opentelemetry.util.types import AttributeValue
 
 from ..config import ServerConfig, SidecarConfig
-from ..errors import ServerUnavailable, describe_error
+from ..errors import ServerUnavailable, describe_error, is_tool_error
 from ..events import (
     Connected,
     ConnectFailed,
@@ -591,8 +591,8 @@ class ToolCall:
             self.span.set_attribute("mcp.protocol.version", version)
 
     def result(self, result: Any) -> None:
-        """A `CallToolResult` with `is_error` set marks the span ERROR with `error.type=tool_error`."""
-        if getattr(result, "is_error", False):
+        """A result with `is_error` set (model or JSON) marks the span ERROR with `error.type=tool_error`."""
+        if is_tool_error(result):
             _fail(self.span, "tool_error", "the tool reported an error")
 
 

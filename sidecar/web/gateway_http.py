@@ -183,6 +183,7 @@ async def serve_gateway_http(
             log_config=None,
             access_log=False,
             ws="none",
+            http="httptools",  # C parser: h11 cost ~0.3 ms of CPU per call on the 2-core machine
             timeout_graceful_shutdown=_STOP_TIMEOUT,
         )
     )

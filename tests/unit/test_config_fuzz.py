@@ -509,6 +509,9 @@ ONE = "servers:\n  - {name: a, transport: stdio, command: x%s}\n"
 @example(text="? ''\n: null\n")
 # A header value with CR LF: the HTTP client's error quoted it, split where the redactor cannot see it.
 @example(text=CRLF_HEADER)
+# Tagged values PyYAML's constructors fail on with IndexError and AttributeError, not YAMLError.
+@example(text="!!int :\n    disabled: false\n")
+@example(text="!!timestamp mcpServers: {}\n")
 # A lone surrogate through JSON.
 @example(text='{"servers": [{"name": "\\ud800", "transport": "stdio", "command": "\\udfff"}]}')
 def test_any_document_is_a_config_or_explained_field_by_field(text: str) -> None:

@@ -7,6 +7,7 @@ import errno
 
 import anyio
 import httpx2
+import mcp_types as types
 import pydantic
 import pytest
 from mcp.shared.exceptions import MCPError
@@ -20,6 +21,7 @@ from sidecar.errors import (
     answered_by_server,
     describe_error,
     is_internal_error,
+    is_tool_error,
     leaf_exceptions,
 )
 from sidecar.state import IllegalTransition
@@ -210,3 +212,20 @@ def test_programming_errors_are_ours(exc: BaseException) -> None:
 )
 def test_server_and_transport_failures_are_not_ours(exc: BaseException) -> None:
     assert not is_internal_error(exc)
+
+
+@pytest.mark.parametrize(
+    ("result", "error"),
+    [
+        (types.CallToolResult(content=[], is_error=True), True),
+        (types.CallToolResult(content=[]), False),
+        ({"content": [], "isError": True}, True),  # passed through as the server sent it
+        ({"content": [], "isError": False}, False),
+        ({"content": []}, False),  # absent: not an error
+        ({"content": [], "isError": "true"}, False),  # not a boolean: not what the spec calls an error
+        ({"content": [], "is_error": True}, False),  # the wire name is isError
+        (object(), False),  # no is_error at all
+    ],
+)
+def test_is_tool_error(result: object, error: bool) -> None:
+    assert is_tool_error(result) is error

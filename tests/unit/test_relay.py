@@ -3,8 +3,10 @@ and when a resource subscription must be made or ended upstream."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
+import anyio
 import mcp_types as types
 import pytest
 
@@ -72,3 +74,39 @@ async def test_roots_asked_with_no_call_in_flight_are_refused_clearly() -> None:
     refused = await relay().roots("s", None)  # type: ignore[arg-type]
     assert isinstance(refused, types.ErrorData)
     assert refused.message == "the gateway cannot relay roots/list from 's': no call in flight"
+
+
+def ctx(client: object, request_id: int, protocol_version: str = "2025-11-25") -> Any:
+    """A request context as far as `in_call` reads it: its session (whose connection is the
+    client), its request id and its era."""
+    return SimpleNamespace(
+        session=SimpleNamespace(_connection=client), request_id=request_id, protocol_version=protocol_version
+    )
+
+
+@pytest.mark.anyio
+async def test_in_call_notes_a_call_while_its_block_runs() -> None:
+    r: Any = relay()
+    assert r.caller("s") is None
+    async with r.in_call(ctx(A, 1), "s"):
+        first = r.caller("s")
+        assert first is not None and (first.client, first.request_id, first.modern) == (A, 1, False)
+        async with r.in_call(ctx(A, 2), "s"):
+            assert r.caller("s") is first  # one client's calls: its oldest is asked
+        async with r.in_call(ctx(B, 3, "2026-07-28"), "s"):
+            assert r.caller("s") is None  # two clients' calls: nobody is
+        assert r.caller("s") is first
+    assert r.caller("s") is None and r._calls == {}  # nothing left behind
+
+
+@pytest.mark.anyio
+async def test_in_call_forgets_a_call_that_failed_or_was_cancelled() -> None:
+    r: Any = relay()
+    with pytest.raises(RuntimeError):
+        async with r.in_call(ctx(A, 1), "s"):
+            raise RuntimeError("the upstream went away")
+    assert r._calls == {}
+    with anyio.move_on_after(0.01):
+        async with r.in_call(ctx(A, 2), "t"):
+            await anyio.sleep_forever()
+    assert r._calls == {}
