@@ -142,6 +142,7 @@ def _measure(n: int, workdir: Path) -> dict[str, Any]:
             _get(ops_port, "/metrics", 10)
             scrapes.append(time.perf_counter() - t)
         body = _get(ops_port, "/health/mcp", 5)
+        losses = _losses(workdir / "sidecar.log")
         return {
             "servers": n,
             "hosts": len(hosts),
@@ -154,6 +155,7 @@ def _measure(n: int, workdir: Path) -> dict[str, Any]:
             "steady_cpu_core_share": steady_cpu,
             "rss_mb": _rss_mb(sidecar.pid),
             "metrics_p50_ms": statistics.median(scrapes) * 1000,
+            "losses": losses,  # reason -> count, over the whole run: a healthy run has none
         }
     finally:
         if poller is not None:
@@ -162,6 +164,15 @@ def _measure(n: int, workdir: Path) -> dict[str, Any]:
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=10)
+
+
+def _losses(log: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if '"event":"lost"' in line:
+            reason = json.loads(line).get("reason", "?")
+            counts[reason] = counts.get(reason, 0) + 1
+    return counts
 
 
 def _p99(values: list[float]) -> float:

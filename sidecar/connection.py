@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Protocol
 
@@ -27,6 +27,7 @@ from mcp.client.subscriptions import (
 )
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
+from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
 from mcp_types.jsonrpc import CONNECTION_CLOSED
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS as _MODERN
@@ -36,6 +37,7 @@ from ._version import sidecar_version
 from .config import ServerConfig
 from .errors import describe_error, is_internal_error
 from .events import Phase
+from .http_probe import HttpProber, ProbeRedirected, probe_request
 from .state import Offerings
 from .streams import StreamEnd, listen_failure
 from .transports import ChildProcess, GetStreamTap, http_transport, sse_transport, stdio_transport, watch_end
@@ -44,6 +46,7 @@ __all__ = ["KINDS", "CallOptions", "Connection", "Passthrough", "PhaseClock", "o
 
 _MAX_PAGES = 100  # a server that paginates forever cannot hang a listing
 _CLIENT_INFO = types.Implementation(name="mcp-sidecar", version=sidecar_version())
+_CLIENT_INFO_JSON = _CLIENT_INFO.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 # What a server can announce as changed; "resources" covers resource templates too.
 KINDS = ("tools", "prompts", "resources")
@@ -63,7 +66,12 @@ class Connection:
     """A connected, initialized session: what the server said and offers, and a way to probe it."""
 
     def __init__(
-        self, client: Client, child: ChildProcess | None, ended: anyio.Event, tap: GetStreamTap | None
+        self,
+        client: Client,
+        child: ChildProcess | None,
+        ended: anyio.Event,
+        tap: GetStreamTap | None,
+        http_probe: tuple[HttpProber, str, Mapping[str, str]] | None = None,
     ) -> None:
         self.client = client
         self.child = child
@@ -73,6 +81,7 @@ class Connection:
         self.listing_errors: dict[str, str] = {}  # kind -> why it could not be listed at connect
         self._listed_at: float | None = None  # monotonic, when the connect's lists were complete
         self._initial: Subscription | StreamEnd | None = None  # the listen stream opened at connect
+        self._http_probe = http_probe if tap is not None else None  # (prober, url, configured headers)
 
     @property
     def tools(self) -> tuple[types.Tool, ...]:
@@ -162,7 +171,24 @@ class Connection:
 
     async def probe(self) -> None:
         """One cheap round trip that fits the negotiated era: `ping`, or `server/discover`
-        on 2026-07-28 sessions where `ping` was removed."""
+        on 2026-07-28 sessions where `ping` was removed. Over streamable HTTP it goes out
+        through the shared prober (`http_probe`), a fraction of the SDK's cost per request;
+        an HTTP 404 to it raises `SessionGone`."""
+        if self._http_probe is not None and self._tap is not None:
+            prober, url, headers = self._http_probe
+            meta = {
+                PROTOCOL_VERSION_META_KEY: self.protocol_version or "",
+                CLIENT_INFO_META_KEY: _CLIENT_INFO_JSON,
+                CLIENT_CAPABILITIES_META_KEY: {},
+            }
+            request = probe_request(
+                self.protocol_version or "", self.legacy, self._tap.session_id, headers, meta
+            )
+            try:
+                await prober.probe(url, request)
+                return
+            except ProbeRedirected:
+                self._http_probe = None  # the SDK follows redirects by its own rules: its probe from now on
         session = self.client.session
         if self.legacy:
             await session.send_ping()
@@ -355,6 +381,7 @@ async def open_connection(
     on_spawn: Callable[[ChildProcess], None],
     clock: PhaseClock,
     passthrough: Passthrough | None = None,
+    prober: HttpProber | None = None,
 ) -> AsyncIterator[Connection]:
     """Open the transport, negotiate the protocol era, list what the server offers; close it all on exit.
 
@@ -414,7 +441,8 @@ async def open_connection(
     # The handshake's name depends on the era, known only once it is done.
     clock.start("server/discover" if config.protocol == "2026-07-28" else "initialize")
     async with client, AsyncExitStack() as streams:
-        connection = Connection(client, spawned[0] if spawned else None, ended, tap)
+        http_probe = (prober, config.url, config.headers) if prober is not None and config.url else None
+        connection = Connection(client, spawned[0] if spawned else None, ended, tap, http_probe)
         clock.end("initialize" if connection.legacy else "server/discover")
         await connection.open_listen(streams, ack_timeout=config.health.timeout)
         await connection.list_offerings(clock)

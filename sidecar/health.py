@@ -14,6 +14,7 @@ class ProbeResult:
     duration: float
     error_type: str | None = None  # "probe_timeout" or "probe_error"
     error: str | None = None
+    session_gone: bool = False  # HTTP 404 to our session: no later probe can succeed on it
 
     @property
     def ok(self) -> bool:
@@ -29,8 +30,11 @@ class HealthVerdict:
 
 
 def judge(previous_failures: int, result: ProbeResult, threshold: int) -> HealthVerdict:
-    """Fold one probe result into the running count; one success resets it."""
+    """Fold one probe result into the running count; one success resets it. A session the
+    server has forgotten is unhealthy at once: waiting for more failures only delays the new one."""
     if result.ok:
         return HealthVerdict(consecutive_failures=0, unhealthy=False)
     failures = previous_failures + 1
-    return HealthVerdict(consecutive_failures=failures, unhealthy=failures >= threshold)
+    return HealthVerdict(
+        consecutive_failures=failures, unhealthy=result.session_gone or failures >= threshold
+    )

@@ -37,10 +37,12 @@ from .errors import (
     is_tool_error,
 )
 from .events import EventBus, Subscription
+from .http_probe import HttpProber
 from .redact import redact
 from .state import ServerState, ServerStatus, is_down
 from .supervisor import Supervisor
 from .telemetry.tracing import tool_call_span
+from .transports import tls_context
 
 __all__ = ["Dropping", "MCPServerManager", "plan_reload"]
 
@@ -110,6 +112,7 @@ class MCPServerManager:
         self._secrets = frozenset(secrets)
         self._passthrough: Passthrough | None = None
         self._connect_slots = anyio.CapacityLimiter(max_concurrent_connects or _CONNECT_SLOTS)
+        self._prober = HttpProber(tls_context)  # every streamable-HTTP server's probes
         self._supervisors: dict[str, Supervisor] = {
             config.name: self._new_supervisor(config) for config in configs
         }
@@ -123,6 +126,7 @@ class MCPServerManager:
             close_timeout=self.shutdown_timeout,
             secrets=self._secrets,
             connect_slots=self._connect_slots,
+            prober=self._prober,
         )
         supervisor.passthrough = self._passthrough
         return supervisor
@@ -169,6 +173,8 @@ class MCPServerManager:
             await task_group.__aexit__(None, None, None)
         finally:
             self._bus.close()
+            with anyio.move_on_after(_GRACE, shield=True):
+                await self._prober.aclose()
 
     async def wait_started(self, timeout: float | None = None) -> None:
         """Wait until every server has finished its first connect attempt (or `timeout`)."""

@@ -41,6 +41,7 @@ from .events import (
     ToolsChanged,
 )
 from .health import ProbeResult, judge
+from .http_probe import HttpProber, ProbeUnreachable, SessionGone
 from .lifecycle import (
     Command,
     Move,
@@ -95,8 +96,10 @@ class Supervisor:
         secrets: frozenset[str] = frozenset(),
         rand: Callable[[], float] = random.random,
         connect_slots: anyio.CapacityLimiter | None = None,
+        prober: HttpProber | None = None,
     ) -> None:
         self.config = config
+        self._prober = prober
         self._bus = bus
         self._close_timeout = close_timeout
         self._secrets = secrets
@@ -325,6 +328,7 @@ class Supervisor:
                         on_spawn=self._remember_child,
                         clock=self._clock,
                         passthrough=self.passthrough,
+                        prober=self._prober,
                     ) as connection:
                         # Dropped or stopped as the handshake finished: never serve it.
                         await anyio.lowlevel.checkpoint_if_cancelled()
@@ -470,6 +474,13 @@ class Supervisor:
                     "probe_timeout",
                     f"no answer to the probe within {health.timeout:g}s",
                 )
+            except ProbeUnreachable as exc:
+                finish(_Loss("transport_error", str(exc)))  # as a failed SDK request would end the session
+                return
+            except SessionGone as exc:
+                result = ProbeResult(
+                    anyio.current_time() - started, "probe_error", str(exc), session_gone=True
+                )
             except Exception as exc:
                 if connection.ended.is_set():
                     return  # the transport watcher reports this loss with the better reason
@@ -545,6 +556,8 @@ class Supervisor:
         except TimeoutError:
             error = f"the event stream ended and a probe got no answer within {timeout:g}s"
             return _Loss("probe_timeout", error)
+        except ProbeUnreachable as exc:
+            return _Loss("transport_error", str(exc))
         except Exception as exc:
             return _Loss("closed", f"the event stream ended and a probe failed: {describe_error(exc)[1]}")
         return None

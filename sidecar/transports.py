@@ -35,6 +35,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 
 from .errors import describe_error
+from .http_probe import KEEPALIVE
 from .streams import StreamEnd, get_stream_news
 
 __all__ = [
@@ -291,7 +292,7 @@ async def _stop_child(child: ChildProcess, stdin: Any, budget: float, graceful: 
 
 
 @functools.cache
-def _tls_context() -> ssl.SSLContext:
+def tls_context() -> ssl.SSLContext:
     """One TLS context for every HTTP server. httpx2 builds one per client by default, loading
     the CA bundle each time: ~70% of the CPU of connecting hundreds of servers (profiled),
     and about a megabyte each, even for plain-HTTP URLs that never use it."""
@@ -310,8 +311,11 @@ def _http_client(
         headers=dict(headers or {}),
         timeout=timeout,
         auth=auth,
-        verify=_tls_context(),
+        verify=tls_context(),
         event_hooks=event_hooks,
+        # We close an idle connection before the server does (uvicorn and Node: 5 s): a request
+        # sent as the server closes fails with ReadError, and that ends the SDK's whole session.
+        limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE),
     )
 
 
@@ -354,11 +358,15 @@ class GetStreamTap:
     """
 
     def __init__(self) -> None:
+        self.session_id: str | None = None  # the server's latest Mcp-Session-Id, for our own probes
         self._news: deque[StreamNews | StreamEnd] = deque(maxlen=_TAP_NEWS_MAX)
         self._wake = anyio.Event()
         self._ever_opened = False
 
     async def on_response(self, response: httpx2.Response) -> None:
+        session_id = response.headers.get("mcp-session-id")
+        if session_id:
+            self.session_id = session_id
         if response.request.method != "GET":
             return
         content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()

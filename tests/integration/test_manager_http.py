@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 import pytest
 from anyio.abc import SocketAttribute, SocketStream
+from support import BEHAVING, free_port
 
 from sidecar import MCPServerManager, ServerConfig, ToolCallError
 from sidecar.events import Connected, ConnectFailed, Lost
@@ -214,3 +219,67 @@ async def test_call_pending_when_http_server_dies_fails_at_once(
         lost = await events.wait_for(is_event("remote", "lost"), timeout=1, after=mark)
         assert time.monotonic() - killed < 1.0
         assert isinstance(lost, Lost)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "flags"),
+    [
+        pytest.param("legacy", (), id="initialize-era-sse-responses"),
+        pytest.param("legacy", ("--json-response",), id="initialize-era-json-responses"),
+        pytest.param("auto", (), id="2026-07-28"),
+    ],
+)
+async def test_probes_pass_in_both_eras_and_both_answer_forms(
+    protocol: str,
+    flags: tuple[str, ...],
+    http_server: HttpServer,
+    server_config: Callable[..., ServerConfig],
+    watch: Watch,
+    is_event: IsEvent,
+) -> None:
+    """Probes go out through the shared prober, not the SDK: ping on the session (initialize era,
+    answered as SSE or JSON) or a stateless server/discover (2026-07-28)."""
+    service = await http_server("streamable-http", *flags)
+    health = {"interval": 0.1, "timeout": 2.0, "failure_threshold": 1}
+    config = server_config("remote", "streamable-http", url=service.url, protocol=protocol, health=health)
+    manager = MCPServerManager([config])
+    events = watch(manager)
+    async with manager:
+        legacy = manager.status("remote").protocol_version != "2026-07-28"
+        assert legacy == (protocol == "legacy")
+        for _ in range(5):
+            await events.wait_for(is_event("remote", "health_check_passed"), timeout=5, after=events.mark())
+        assert not [e for e in events.drain() if e.kind in ("health_check_failed", "lost")]
+
+
+async def test_a_session_the_server_forgot_is_lost_at_the_first_probe_without_an_event_stream(
+    services: Callable[..., Service],
+    tmp_path: Path,
+    server_config: Callable[..., ServerConfig],
+    watch: Watch,
+    is_event: IsEvent,
+) -> None:
+    """Restarted behind its port with no GET stream to end: the probe meets a 404 for the session,
+    which means "start a new one" (streamable HTTP, Session Management), not "try twice more"."""
+    port, pidfile = free_port(), tmp_path / "child.pid"
+    argv = [sys.executable, str(BEHAVING), "--transport", "streamable-http", "--port", str(port)]
+    argv += ["--respawn", "--refuse-get-stream", "--pidfile", str(pidfile)]
+    service = await services(argv, port=port).start()
+    health = {"interval": 0.3, "timeout": 2.0, "failure_threshold": 3}
+    config = server_config("remote", "streamable-http", url=service.url, protocol="legacy", health=health)
+    manager = MCPServerManager([config])
+    events = watch(manager)
+    async with manager:
+        assert manager.status("remote").active
+        first_child = int(pidfile.read_text())
+        mark = events.mark()
+        os.kill(first_child, signal.SIGKILL)
+        lost = await events.wait_for(is_event("remote", "lost"), timeout=10, after=mark)
+        assert isinstance(lost, Lost)
+        assert lost.reason == "probe_error", lost
+        assert "no longer knows the session" in (lost.error or ""), lost
+        failed = [e for e in events.drain()[mark:] if e.kind == "health_check_failed" and e.ts <= lost.ts]
+        assert len(failed) == 1, failed  # not the threshold's three
+        connected = await events.wait_for(is_event("remote", "connected"), timeout=10, after=mark)
+        assert connected.ts > lost.ts
+        assert int(pidfile.read_text()) != first_child
