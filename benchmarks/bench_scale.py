@@ -10,6 +10,7 @@ servers with 5 s probes, runs the real CLI, and measures while it starts and aft
 - `/metrics` scrape time (p50 of 20).
 
     .venv/bin/python benchmarks/bench_scale.py N [N ...]      # e.g. 10 100 1000
+    .venv/bin/python benchmarks/bench_scale.py --stdio 200    # N stdio servers (tiny_server.py) instead
 """
 
 from __future__ import annotations
@@ -79,7 +80,10 @@ class _LivezPoller(threading.Thread):
             self.stop.wait(max(0.0, POLL - took))
 
 
-def _config(workdir: Path, n: int, host_ports: list[int], ops_port: int) -> Path:
+TINY = Path(__file__).with_name("tiny_server.py")  # raw JSON-RPC over stdio: no SDK import per process
+
+
+def _config(workdir: Path, n: int, host_ports: list[int], ops_port: int, stdio: bool = False) -> Path:
     lines = [
         "sidecar:",
         f"  listen: {LOCALHOST}:{ops_port}",
@@ -90,6 +94,12 @@ def _config(workdir: Path, n: int, host_ports: list[int], ops_port: int) -> Path
         "servers:",
     ]
     for i in range(n):
+        if stdio:
+            args = json.dumps([str(TINY)])
+            lines.append(
+                f"  - {{name: s{i}, transport: stdio, command: {json.dumps(sys.executable)}, args: {args}}}"
+            )
+            continue
         url = f"http://{LOCALHOST}:{host_ports[i // PER_HOST]}/s{i}/mcp"
         lines.append(f"  - {{name: s{i}, transport: streamable-http, url: {json.dumps(url)}}}")
     path = workdir / "scale.yaml"
@@ -97,8 +107,8 @@ def _config(workdir: Path, n: int, host_ports: list[int], ops_port: int) -> Path
     return path
 
 
-def _measure(n: int, workdir: Path) -> dict[str, Any]:
-    host_ports = [free_port() for _ in range((n + PER_HOST - 1) // PER_HOST)]
+def _measure(n: int, workdir: Path, stdio: bool = False) -> dict[str, Any]:
+    host_ports = [] if stdio else [free_port() for _ in range((n + PER_HOST - 1) // PER_HOST)]
     hosts = [
         subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("many_servers.py")), "--port", str(port)],
@@ -114,7 +124,7 @@ def _measure(n: int, workdir: Path) -> dict[str, Any]:
         if not wait_until(lambda: all(port_open(p) for p in host_ports), timeout=30):
             raise RuntimeError("the host processes did not listen within 30 s")
         ops_port = free_port()
-        config = _config(workdir, n, host_ports, ops_port)
+        config = _config(workdir, n, host_ports, ops_port, stdio)
         with open(workdir / "sidecar.log", "wb") as log:
             started = time.perf_counter()
             sidecar = subprocess.Popen(
@@ -181,11 +191,13 @@ def _p99(values: list[float]) -> float:
 
 
 def main(argv: list[str]) -> int:
-    sizes = [int(a) for a in argv] or [10, 100, 1000]
+    stdio = "--stdio" in argv
+    sizes = [int(a) for a in argv if a != "--stdio"] or [10, 100, 1000]
+    kind = "stdio (tiny_server.py)" if stdio else "streamable-HTTP"
     rows = []
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-            r = _measure(n, Path(tmp))
+            r = _measure(n, Path(tmp), stdio)
         say(f"  {n} servers: {json.dumps(r)}")
         met = (
             r["all_active"] is not None
@@ -199,8 +211,8 @@ def main(argv: list[str]) -> int:
         all_active = f"{r['all_active']:.2f} s" if r["all_active"] is not None else "never"
         rows.append(
             row(
-                f"s{n}",
-                f"{n} streamable-HTTP servers ({r['hosts']} host processes), 5 s probes",
+                f"s{n}{'-stdio' if stdio else ''}",
+                f"{n} {kind} servers ({r['hosts'] or n} processes), 5 s probes",
                 "all active <= 10 s; /livez <= 100 ms throughout; steady CPU <= 25% of a core; "
                 "RSS <= 300 MB; /metrics p50 <= 50 ms",
                 f"all active {all_active}; /livez max {r['livez_max_ms']:.0f} ms, "
