@@ -36,7 +36,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
 test: $(BIN)/.installed $(NPM_CACHE)/.installed lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -p no:cacheprovider --durations=15
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -p no:cacheprovider -n 2 --durations=15
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest -q tests/unit
