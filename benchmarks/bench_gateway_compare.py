@@ -47,7 +47,19 @@ from mcp.shared.exceptions import MCPError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from _common import REPO, Row, free_port, ms, percentile, port_open, result_line, row, say, wait_until
+from _common import (
+    REPO,
+    Row,
+    cpu_seconds,
+    free_port,
+    ms,
+    percentile,
+    port_open,
+    result_line,
+    row,
+    say,
+    wait_until,
+)
 from conformance_suite import CONFORMANCE_JS, lost, run_suite
 from run_all import load as load_average
 from run_all import machine
@@ -179,12 +191,6 @@ async def timed_calls(session: Client, count: int) -> list[float]:
         if result.is_error:
             raise RuntimeError(f"{TOOL} failed: {result.content}")
     return times
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (/proc/<pid>/stat fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def latency(url: str, era: str, calls: int, warmup: int, pids: dict[str, int]) -> dict[str, float]:

@@ -16,7 +16,6 @@ servers with 5 s probes, runs the real CLI, and measures while it starts and aft
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -28,14 +27,25 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import LOCALHOST, free_port, port_open, result_line, row, say, wait_until
+from _common import (
+    LOCALHOST,
+    TINY,
+    cpu_seconds,
+    free_port,
+    percentile,
+    port_open,
+    result_line,
+    row,
+    rss_mb,
+    say,
+    wait_until,
+)
 from bench_manager import _sidecar_command
 
 PER_HOST = 250
 POLL, LIVEZ_TIMEOUT = 0.05, 1.0
 ACTIVE_DEADLINE, STEADY_WINDOW, SCRAPES = 120.0, 20.0, 20
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _get(port: int, path: str, timeout: float) -> bytes | None:
@@ -44,18 +54,6 @@ def _get(port: int, path: str, timeout: float) -> bytes | None:
             return response.read()
     except OSError:
         return None
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class _LivezPoller(threading.Thread):
@@ -78,9 +76,6 @@ class _LivezPoller(threading.Thread):
             elif port_open(self.port):
                 self.missed += 1  # listening, but no answer in time: the loop is starved
             self.stop.wait(max(0.0, POLL - took))
-
-
-TINY = Path(__file__).with_name("tiny_server.py")  # raw JSON-RPC over stdio: no SDK import per process
 
 
 def _config(workdir: Path, n: int, host_ports: list[int], ops_port: int, stdio: bool = False) -> Path:
@@ -143,9 +138,9 @@ def _measure(n: int, workdir: Path, stdio: bool = False) -> dict[str, Any]:
                 break
             time.sleep(0.25)
         start_latencies, start_missed = list(poller.latencies), poller.missed
-        cpu_before, steady_started = _cpu_seconds(sidecar.pid), time.perf_counter()
+        cpu_before, steady_started = cpu_seconds(sidecar.pid), time.perf_counter()
         time.sleep(STEADY_WINDOW)
-        steady_cpu = (_cpu_seconds(sidecar.pid) - cpu_before) / (time.perf_counter() - steady_started)
+        steady_cpu = (cpu_seconds(sidecar.pid) - cpu_before) / (time.perf_counter() - steady_started)
         scrapes = []
         for _ in range(SCRAPES):
             t = time.perf_counter()
@@ -159,11 +154,11 @@ def _measure(n: int, workdir: Path, stdio: bool = False) -> dict[str, Any]:
             "all_active": all_active,
             "active_at_end": json.loads(body).get("active_count") if body else None,
             "livez_max_ms": max(start_latencies) * 1000 if start_latencies else None,
-            "livez_p99_ms": _p99(start_latencies) * 1000 if start_latencies else None,
+            "livez_p99_ms": percentile(start_latencies, 99) * 1000 if start_latencies else None,
             "livez_missed": start_missed,
             "livez_polls": len(start_latencies) + start_missed,
             "steady_cpu_core_share": steady_cpu,
-            "rss_mb": _rss_mb(sidecar.pid),
+            "rss_mb": rss_mb(sidecar.pid),
             "metrics_p50_ms": statistics.median(scrapes) * 1000,
             "losses": losses,  # reason -> count, over the whole run: a healthy run has none
         }
@@ -183,11 +178,6 @@ def _losses(log: Path) -> dict[str, int]:
             reason = json.loads(line).get("reason", "?")
             counts[reason] = counts.get(reason, 0) + 1
     return counts
-
-
-def _p99(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 def main(argv: list[str]) -> int:

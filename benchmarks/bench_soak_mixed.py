@@ -28,7 +28,7 @@ import anyio
 from anyio.abc import Process
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import LOCALHOST, TINY, children, free_port, open_fds, port_open, result_line, row, say
+from _common import LOCALHOST, TINY, children, free_port, open_fds, port_open, result_line, row, rss_mb, say
 
 from sidecar import MCPServerManager, ServerConfig
 
@@ -60,16 +60,14 @@ def _configs(http_port: int) -> list[ServerConfig]:
     return stdio + http
 
 
-def _rss_kb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def resources() -> dict[str, int]:
     kids = [pid for pid, state in children() if state != "Z"]
-    return {"fds": open_fds(), "rss_kb": _rss_kb(), "children": len(kids), "tasks": len(asyncio.all_tasks())}
+    return {
+        "fds": open_fds(),
+        "rss_kb": round(rss_mb() * 1024),
+        "children": len(kids),
+        "tasks": len(asyncio.all_tasks()),
+    }
 
 
 class _Host:
