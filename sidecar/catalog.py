@@ -128,7 +128,7 @@ class Catalog:
         """The owner of `uri` (a resource URI, an expanded template, or a template itself)."""
         if uri.startswith(_SCHEME_PREFIX):
             server, sep, original = uri[len(_SCHEME_PREFIX) :].partition("/")
-            owner = self._server(server)
+            owner = self.server(server)
             if not sep or owner is None or not owner.exposed or owner.prefix == "":
                 return None
             return Route(server, original)
@@ -153,7 +153,7 @@ class Catalog:
                 return Route(server.name, uri)
         return None
 
-    def _server(self, name: str) -> CatalogServer | None:
+    def server(self, name: str) -> CatalogServer | None:
         return next((server for server in self.servers if server.name == name), None)
 
     def exposed_counts(self) -> dict[str, dict[str, int]]:

@@ -81,7 +81,7 @@ class Connection:
         self.listing_errors: dict[str, str] = {}  # kind -> why it could not be listed at connect
         self._listed_at: float | None = None  # monotonic, when the connect's lists were complete
         self._initial: Subscription | StreamEnd | None = None  # the listen stream opened at connect
-        self._http_probe = http_probe if tap is not None else None  # (prober, url, configured headers)
+        self._http_probe = http_probe  # (prober, url, configured headers): streamable HTTP only
 
     @property
     def tools(self) -> tuple[types.Tool, ...]:
@@ -441,7 +441,7 @@ async def open_connection(
     # The handshake's name depends on the era, known only once it is done.
     clock.start("server/discover" if config.protocol == "2026-07-28" else "initialize")
     async with client, AsyncExitStack() as streams:
-        http_probe = (prober, config.url, config.headers) if prober is not None and config.url else None
+        http_probe = (prober, config.url, config.headers) if prober and tap and config.url else None
         connection = Connection(client, spawned[0] if spawned else None, ended, tap, http_probe)
         clock.end("initialize" if connection.legacy else "server/discover")
         await connection.open_listen(streams, ack_timeout=config.health.timeout)

@@ -54,7 +54,7 @@ from .catalog import (
 )
 from .config import GatewayConfig
 from .connection import CallOptions
-from .errors import ServerUnavailable, ToolCallError, describe_error
+from .errors import ServerUnavailable, ToolCallError, describe_error, is_tool_error, jsonrpc_error_type
 from .events import HealthCheckFailed, HealthCheckPassed, Subscription, ToolCalled
 from .manager import MCPServerManager
 from .relay import LOG_LEVEL_KEY, LOG_LEVELS, NOTIFY_TIMEOUT, Relay, client_of, is_modern
@@ -237,25 +237,31 @@ class Gateway:
         """Follow the manager's events and tell every client what changed, until cancelled
         (or the manager's bus ends)."""
         with self._manager.subscribe(max_buffer=10_000) as subscription:
-            async with anyio.create_task_group() as tg:
-                self._task_group = tg
-                self._announced = self.catalog()
-                task_status.started()
-                ended = False
-                while not ended:
-                    try:
-                        event = await subscription.receive()
-                    except (anyio.EndOfStream, anyio.ClosedResourceError):
-                        break
-                    if isinstance(event, _QUIET_EVENTS):
-                        continue
-                    ended = await _settle(subscription)
-                    self._watches.notice_change()
-                    try:
-                        await self.announce()
-                    except Exception:  # a bug here must cost the notification, never the sidecar
-                        log.exception("gateway: announcing a change failed")
-                tg.cancel_scope.cancel()
+            try:
+                async with anyio.create_task_group() as tg:
+                    self._task_group = tg
+                    self._announced = self.catalog()
+                    task_status.started()
+                    await self._follow(subscription)
+                    tg.cancel_scope.cancel()
+            finally:
+                self._task_group = None  # closed: later subscriptions are refused, not started on it
+
+    async def _follow(self, subscription: Subscription) -> None:
+        ended = False
+        while not ended:
+            try:
+                event = await subscription.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                return
+            if isinstance(event, _QUIET_EVENTS):
+                continue
+            ended = await _settle(subscription)
+            self._watches.notice_change()
+            try:
+                await self.announce()
+            except Exception:  # a bug here must cost the notification, never the sidecar
+                log.exception("gateway: announcing a change failed")
 
     async def announce(self) -> frozenset[ListKind]:
         """Compare the catalog with what clients were told; tell them what changed."""
@@ -329,11 +335,11 @@ class Gateway:
         error_type: str | None = None
         try:
             result = await call_next(ctx)
-            if ctx.method == "tools/call" and isinstance(result, Mapping) and result.get("isError") is True:
+            if ctx.method == "tools/call" and is_tool_error(result):
                 error_type = "tool_error"
             return result
         except MCPError as exc:
-            error_type = str(exc.error.code)
+            error_type = jsonrpc_error_type(exc.error.code)  # a server's own codes: bounded
             raise
         except ValidationError:
             error_type = str(types.INVALID_PARAMS)  # what the SDK answers for malformed params
@@ -423,7 +429,9 @@ class Gateway:
 
         try:
             async with self._relay.in_call(ctx, route.server):
-                result = _returned(await self._drive(ctx, send, params.input_responses, params.request_state))
+                result = _returned(
+                    await self._drive(ctx, route.server, send, params.input_responses, params.request_state)
+                )
         except ServerUnavailable as exc:
             return _error_result(f"tool {name!r} is not available: {exc}")
         except ToolCallError as exc:
@@ -461,6 +469,7 @@ class Gateway:
     async def _drive(
         self,
         ctx: ServerRequestContext[Any, Any],
+        server: str,
         send: Callable[[types.InputResponses | None, str | None], Awaitable[Any]],
         responses: types.InputResponses | None,
         state: str | None,
@@ -474,7 +483,7 @@ class Gateway:
             answers: dict[str, Any] = {}
             for key, request in (result.input_requests or {}).items():
                 answers[key] = await self._relay.ask(
-                    ctx.session, ctx.request_id, client_of(ctx.session), request
+                    server, ctx.session, ctx.request_id, client_of(ctx.session), request
                 )
             result = await send(answers, result.request_state)
         if isinstance(result, types.InputRequiredResult):
@@ -514,7 +523,9 @@ class Gateway:
             return await self._request(route.server, request, _PROMPT_RESULT)
 
         async with self._relay.in_call(ctx, route.server):
-            return _returned(await self._drive(ctx, send, params.input_responses, params.request_state))
+            return _returned(
+                await self._drive(ctx, route.server, send, params.input_responses, params.request_state)
+            )
 
     async def _request(self, server: str, request: Any, result_type: Any) -> Any:
         """A request to one server; its failures as the JSON-RPC errors a client understands."""
@@ -541,8 +552,9 @@ class Gateway:
         route = catalog.route_resource(uri)
         if route is None:
             raise MCPError(_RESOURCE_NOT_FOUND, f"Resource not found: {uri}", data={"uri": uri})
-        prefix = next(server.prefix for server in catalog.servers if server.name == route.server)
-        return route, prefix
+        owner = catalog.server(route.server)
+        assert owner is not None  # routed to it: it is in the catalog
+        return route, owner.prefix
 
     async def _read_resource(
         self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
@@ -559,7 +571,9 @@ class Gateway:
             return await self._request(route.server, request, _READ_RESULT)
 
         async with self._relay.in_call(ctx, route.server):
-            result = _returned(await self._drive(ctx, send, params.input_responses, params.request_state))
+            result = _returned(
+                await self._drive(ctx, route.server, send, params.input_responses, params.request_state)
+            )
         if isinstance(result, types.ReadResourceResult):  # contents name the URIs the client knows
             contents = [
                 c.model_copy(update={"uri": expose_uri(route.server, c.uri, prefix)}) for c in result.contents

@@ -30,6 +30,7 @@ __all__ = [
     "SessionGone",
     "HttpProber",
     "judge_status",
+    "media_type",
     "probe_request",
     "read_answer",
 ]
@@ -90,6 +91,11 @@ def probe_request(
         message["params"] = {"_meta": dict(discover_meta)}
         headers["Mcp-Method"] = "server/discover"
     return ProbeRequest(json.dumps(message, separators=(",", ":")).encode(), headers, request_id)
+
+
+def media_type(content_type: str) -> str:
+    """`text/event-stream; charset=utf-8` -> `text/event-stream`."""
+    return content_type.partition(";")[0].strip().lower()
 
 
 def judge_status(status: int, carried_session: bool) -> Literal["read"]:
@@ -182,7 +188,7 @@ class HttpProber:
             url, data=request.body, headers=request.headers, allow_redirects=False, proxy=proxy_for(url)
         ) as response:
             judge_status(response.status, "Mcp-Session-Id" in request.headers)
-            content_type = response.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+            content_type = media_type(response.headers.get("Content-Type", ""))
             if content_type not in ("application/json", "text/event-stream"):
                 raise ProbeFailed(f"unexpected content type {content_type or 'none'!r}")
             streamed = content_type == "text/event-stream"
@@ -204,7 +210,9 @@ class HttpProber:
             limit=0, keepalive_timeout=KEEPALIVE, ssl=self._tls() if self._tls else True
         )
         # trust_env=False: aiohttp would then read ~/.netrc in a thread for every request.
-        self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
+        self._session = aiohttp.ClientSession(
+            connector=connector, trust_env=False, timeout=aiohttp.ClientTimeout(total=None)
+        )
         return self._session
 
     async def aclose(self) -> None:

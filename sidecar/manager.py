@@ -266,11 +266,7 @@ class MCPServerManager:
         # A CLIENT span continuing the caller's trace (current context, or `traceparent`
         # in `meta`); the mcp SDK passes the context on to the server in `params._meta`.
         with tool_call_span(server, tool, config.transport, config=config, carrier=meta) as span:
-            connection = supervisor.connection
-            if connection is None:
-                status = supervisor.status
-                reason = status.state.value + (f" ({status.last_error})" if status.last_error else "")
-                raise ServerUnavailable(server, reason)
+            connection = _live_connection(supervisor)
             span.set_protocol_version(connection.protocol_version)
             result = await self._call(supervisor, connection, tool, arguments, timeout, meta, options)
             span.result(result)
@@ -439,12 +435,7 @@ class MCPServerManager:
         answered with one, `ToolCallError` (naming the method) when the connection failed.
         """
         supervisor = self._supervisor(server)
-        connection = supervisor.connection
-        if connection is None:
-            status = supervisor.status
-            raise ServerUnavailable(
-                server, status.state.value + (f" ({status.last_error})" if status.last_error else "")
-            )
+        connection = _live_connection(supervisor)
         deadline = supervisor.config.call_timeout if timeout is None else timeout
         method = str(getattr(request, "method", "request"))
         try:
@@ -465,18 +456,34 @@ class MCPServerManager:
         within the server's `call_timeout`; the SDK's `Subscription`, ended when the block exits.
 
         Raises `ServerUnavailable` when the server is not active, `MCPError` when it refused,
-        `TimeoutError` without an acknowledgment, `SubscriptionLost` when the stream broke first.
+        `TimeoutError` without an acknowledgment, and `ToolCallError` (its message redacted)
+        when the connection failed under it.
         """
         supervisor = self._supervisor(server)
-        connection = supervisor.connection
-        if connection is None:
-            raise ServerUnavailable(server, supervisor.status.state.value)
+        connection = _live_connection(supervisor)
         async with AsyncExitStack() as stack:
-            with anyio.fail_after(supervisor.config.call_timeout):
-                subscription = await stack.enter_async_context(
-                    connection.client.listen(resource_subscriptions=list(uris))
-                )
+            try:
+                with anyio.fail_after(supervisor.config.call_timeout):
+                    subscription = await stack.enter_async_context(
+                        connection.client.listen(resource_subscriptions=list(uris))
+                    )
+            except Exception as exc:
+                if isinstance(exc, TimeoutError) or answered_by_server(exc):
+                    raise
+                error_type, message = describe_error(exc)
+                method = "subscriptions/listen"
+                raise ToolCallError(server, method, error_type, redact(message, self._secrets)) from exc
             yield subscription
+
+
+def _live_connection(supervisor: Supervisor) -> Connection:
+    """The server's live session, or `ServerUnavailable` naming its state and last error."""
+    connection = supervisor.connection
+    if connection is None:
+        status = supervisor.status
+        reason = status.state.value + (f" ({status.last_error})" if status.last_error else "")
+        raise ServerUnavailable(supervisor.name, reason)
+    return connection
 
 
 def plan_reload(

@@ -145,13 +145,29 @@ class Relay:
 
     async def ask(
         self,
+        server: str,
         session: ServerSession,
         request_id: types.RequestId | None,
         client: ClientConnection,
         request: Any,
     ) -> Any:
-        """Ask an initialize-era client what a server asked (on the stream of its call): the
-        answer, or `ErrorData` saying why there is none."""
+        """Ask an initialize-era client what `server` asked (on the stream of its call): the
+        answer, or `ErrorData` saying why there is none. The server's call_timeout bounds it."""
+        with anyio.move_on_after(self._call_timeout(server)) as scope:
+            answer = await self._ask(session, request_id, client, request)
+        if scope.cancelled_caught:
+            return types.ErrorData(
+                code=types.INTERNAL_ERROR, message="the calling client did not answer in time"
+            )
+        return answer
+
+    async def _ask(
+        self,
+        session: ServerSession,
+        request_id: types.RequestId | None,
+        client: ClientConnection,
+        request: Any,
+    ) -> Any:
         if isinstance(request, types.CreateMessageRequest):
             capable = client.check_capability(types.ClientCapabilities(sampling=types.SamplingCapability()))
             params = request.params
@@ -199,18 +215,13 @@ class Relay:
 
     async def _relay(self, server: str, request: Any) -> Any:
         call = self.caller(server)
-        if call is None or call.modern:
+        if call is None:
             why = "no call" if not self._calls.get(server) else "calls from several clients"
-            if call is not None:
-                why = "a 2026-07-28 call (that era cannot be asked)"
-            return _refusal(f"the gateway cannot relay {request.method} from {server!r}: {why} in flight")
-        with anyio.move_on_after(self._call_timeout(server)) as scope:
-            answer = await self.ask(call.session, call.request_id, call.client, request)
-        if scope.cancelled_caught:
-            return types.ErrorData(
-                code=types.INTERNAL_ERROR, message="the calling client did not answer in time"
-            )
-        return answer
+        elif call.modern:
+            why = "a 2026-07-28 call (that era cannot be asked)"
+        else:
+            return await self.ask(server, call.session, call.request_id, call.client, request)
+        return _refusal(f"the gateway cannot relay {request.method} from {server!r}: {why} in flight")
 
     # -- what a server tells -------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from .errors import describe_error
+
 __all__ = ["REOPEN_DELAY", "ResourceWatches"]
 
 log = logging.getLogger("sidecar.gateway")
@@ -93,7 +95,10 @@ class ResourceWatches:
             except Exception as exc:
                 if not started:
                     raise  # the subscriber's resources/subscribe fails with it
-                log.debug("gateway: the listen stream for %r of %r ended: %r", uri, server, exc)
+                # Its kind only: an exception's text may quote what redaction never saw.
+                log.debug(
+                    "gateway: the listen stream for %r of %r ended: %s", uri, server, describe_error(exc)[0]
+                )
             await anyio.sleep(REOPEN_DELAY)
             while not self._ready(server):
                 await self._changed.wait()

@@ -35,7 +35,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 
 from .errors import describe_error
-from .http_probe import KEEPALIVE
+from .http_probe import KEEPALIVE, media_type
 from .streams import StreamEnd, get_stream_news
 
 __all__ = [
@@ -369,7 +369,7 @@ class GetStreamTap:
             self.session_id = session_id
         if response.request.method != "GET":
             return
-        content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+        content_type = media_type(response.headers.get("content-type", ""))
         kind = get_stream_news(response.status_code, content_type == "text/event-stream", self._ever_opened)
         if kind is None:
             return

@@ -23,7 +23,16 @@ from typing import Any
 import anyio
 import pytest
 from externals import require
-from support import BEHAVING, EVERYTHING_JS, FILESYSTEM_JS, LOCALHOST, alive, free_port, proc_stat
+from support import (
+    BEHAVING,
+    EVERYTHING_JS,
+    FILESYSTEM_JS,
+    LOCALHOST,
+    alive,
+    direct_children,
+    free_port,
+    proc_stat,
+)
 
 from sidecar.config import ServerConfig
 from sidecar.events import LifecycleEvent, Subscription
@@ -217,21 +226,6 @@ def _all_pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
-def _direct_children(pid: int) -> set[int]:
-    """Children of every thread of `pid` (cheap: /proc/PID/task/TID/children)."""
-    found: set[int] = set()
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for tid in tids:
-        try:
-            found.update(int(p) for p in Path(f"/proc/{pid}/task/{tid}/children").read_text().split())
-        except OSError:
-            continue
-    return found
-
-
 class LeakGuard:
     """Records the test process's children, and finds any left behind.
 
@@ -242,7 +236,7 @@ class LeakGuard:
 
     def __init__(self) -> None:
         self.me = os.getpid()
-        self.before = _direct_children(self.me)
+        self.before = direct_children(self.me)
         self.seen: set[int] = set()
         self.allowed: set[int] = set()
         self._stop = threading.Event()
@@ -251,7 +245,7 @@ class LeakGuard:
 
     def _sample(self) -> None:
         while not self._stop.wait(0.005):
-            self.seen.update(_direct_children(self.me) - self.before)
+            self.seen.update(direct_children(self.me) - self.before)
 
     def allow(self, pid: int) -> None:
         self.allowed.add(pid)
@@ -276,7 +270,7 @@ class LeakGuard:
         reap in a container): it is gone for our purposes. A zombie child of ours is not: we
         failed to reap it.
         """
-        self.seen.update(_direct_children(self.me) - self.before)
+        self.seen.update(direct_children(self.me) - self.before)
         leaders = self.seen - self.allowed
         ignored = self.before | self.allowed | {self.me}
         found: dict[int, str] = {}

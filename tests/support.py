@@ -54,6 +54,21 @@ def live_children(pid: int) -> list[int]:
     return sorted(found)
 
 
+def direct_children(pid: int) -> set[int]:
+    """Children of every thread of `pid`, zombies included (cheap: /proc/PID/task/TID/children)."""
+    found: set[int] = set()
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tids:
+        try:
+            found.update(int(p) for p in Path(f"/proc/{pid}/task/{tid}/children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
 def alive(pid: int) -> bool:
     """True while `pid` exists and is not a zombie."""
     stat = proc_stat(pid)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from support import BEHAVING, LOCALHOST, free_port, proc_stat
+from support import BEHAVING, LOCALHOST, direct_children, free_port, proc_stat
 
 from .chaos_checks import (
     Expect,
@@ -53,6 +53,9 @@ FORBIDDEN_LOG_TEXT = (
 )
 POLL_PERIOD = {"/livez": 0.1, "/metrics": 0.1, "/health/mcp": 0.25}
 _REQUEST_TIMEOUT = 5.0
+# The slow calls' tools sleep this long against a call_timeout of 1 s: far apart, so that a call
+# cut at its timeout is told from one that waited for the tool even on a crowded host.
+SLOW_CALL = 10
 _MB = 10  # the size of the big answers, in millions of characters
 
 Spawn = Callable[[list[str], int], None]  # (argv, port): start an HTTP server that the caller kills
@@ -417,9 +420,9 @@ class Chaos:
             "big-http": ("big", {"megabytes": _MB}),
             "big-http-legacy": ("big", {"megabytes": _MB}),
             "big-sse": ("big", {"megabytes": _MB}),
-            "slow-stdio": ("sleep", {"seconds": 3}),
-            "slow-http": ("sleep", {"seconds": 3}),
-            "slow-sse": ("sleep", {"seconds": 3}),
+            "slow-stdio": ("sleep", {"seconds": SLOW_CALL}),
+            "slow-http": ("sleep", {"seconds": SLOW_CALL}),
+            "slow-sse": ("sleep", {"seconds": SLOW_CALL}),
             "hangup-stdio": ("hangup", {}),
             "hangup-http": ("hangup", {}),
             "hangup-http-legacy": ("hangup", {}),
@@ -431,7 +434,7 @@ class Chaos:
         faulty = [tool for name, tool in plan.items() if name not in report.healthy]
         callers = GatewayCallers(
             self.gateway,
-            [*faulty, ("slow-http__sleep", {"seconds": 3})],
+            [*faulty, ("slow-http__sleep", {"seconds": SLOW_CALL})],
             [plan[name] for name in report.healthy],
         )
         callers.start()
@@ -577,15 +580,6 @@ def _starttime(pid: int) -> int | None:
     return int(data[data.rindex(b")") + 2 :].split()[19])
 
 
-def _children(pid: int) -> set[int]:
-    found: set[int] = set()
-    with contextlib.suppress(OSError):
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with contextlib.suppress(OSError):
-                found.update(int(p) for p in Path(f"/proc/{pid}/task/{tid}/children").read_text().split())
-    return found
-
-
 class Poller:
     """Times and checks every answer of `/livez`, `/metrics` and `/health/mcp` for the whole run.
 
@@ -700,7 +694,7 @@ class Poller:
 
     def _watch_children(self) -> None:
         while not self._stop.wait(0.1):
-            for child in _children(self.sidecar_pid):
+            for child in direct_children(self.sidecar_pid):
                 if child not in self.children:
                     self.children[child] = _starttime(child)
 

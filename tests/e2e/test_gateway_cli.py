@@ -133,7 +133,8 @@ async def test_an_agent_connects_once_and_the_sidecar_shows_what_happened(
         assert forwarded.attributes["mcp_sidecar.server"] == "alpha"
         started = time.monotonic()
         logs = await anyio.to_thread.run_sync(sidecar.stop)
-        assert time.monotonic() - started < 5, "SIGTERM took too long with the gateway running"
+        # 8 s as in test_chaos: a crowded host has stretched this exit to 4.4 s; a hang takes forever.
+        assert time.monotonic() - started < 8, "SIGTERM took too long with the gateway running"
     assert sidecar.returncode == 0
     assert TOKEN not in logs
     assert not any(TOKEN.encode() in body for body in collector.bodies)

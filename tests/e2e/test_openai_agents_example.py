@@ -100,6 +100,7 @@ async def test_through_the_gateway_a_killed_servers_tools_leave_the_agent(
     enterprise: Callable[[str], Awaitable[Service]],
     sidecars: Callable[..., SidecarProcess],
     tmp_path: Path,
+    wait_until: Callable[..., Awaitable[None]],
 ) -> None:
     import mcp_types as types
     from mcp import Client
@@ -153,9 +154,7 @@ async def test_through_the_gateway_a_killed_servers_tools_leave_the_agent(
         with anyio.fail_after(10):
             while any(tool.name.startswith("tickets__") for tool in await server.list_tools()):
                 await anyio.sleep(0.05)
-        with anyio.fail_after(5):
-            while not told_list_changed():
-                await anyio.sleep(0.02)
+        await wait_until(told_list_changed, 5, "the watcher told of the change")
 
         model = scripted.ScriptedModel(
             [scripted.CallTool("find_employee", {"name": "grace"}), scripted.Answer("Found: {output}")]

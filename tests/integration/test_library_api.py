@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import anyio
 import pytest
 from support import BEHAVING
 
@@ -247,6 +246,7 @@ async def test_a_drop_abandons_the_attempt_in_flight(
     is_event: IsEvent,
     tmp_path: Path,
     leak_guard: LeakGuard,
+    wait_until: Callable[..., Awaitable[None]],
 ) -> None:
     """Dropped while a reconnect attempt is waiting for `initialize`: dropped at once, the
     child is killed by the server's own task, and no late failure or success follows."""
@@ -265,20 +265,17 @@ async def test_a_drop_abandons_the_attempt_in_flight(
         script.symlink_to(BEHAVING)  # the next attempt spawns a server that never answers
         mark = events.mark()
         await events.wait_for(is_event("hanger", "reconnect_attempt"), timeout=5, after=mark)
-        deadline = time.monotonic() + 15
-        while not (pidfile.exists() and pidfile.read_text().strip()):
-            assert time.monotonic() < deadline, "the hanging server never started"
-            await anyio.sleep(0.01)
+        await wait_until(
+            lambda: pidfile.exists() and bool(pidfile.read_text().strip()), 15, "the hanging server started"
+        )
         child = int(pidfile.read_text())
         assert leak_guard.alive(child)
 
         mark = events.mark()
         assert manager.drop(["hanger"]) == ["hanger"]
         assert manager.status("hanger").state is ServerState.DROPPED
-        deadline = time.monotonic() + 5  # far below the 60 s connect timeout
-        while leak_guard.alive(child):
-            assert time.monotonic() < deadline, "the abandoned attempt's process is still alive"
-            await anyio.sleep(0.01)
+        # far below the 60 s connect timeout
+        await wait_until(lambda: not leak_guard.alive(child), 5, "the abandoned attempt's process ended")
         await events.collect(0.5)
         kinds = [e.kind for e in events.events[mark:] if e.server == "hanger"]
         assert kinds == ["dropped"], kinds
