@@ -21,7 +21,6 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +36,6 @@ __all__ = ["MetricExport", "configure_metric_export", "export_protocol", "shutdo
 
 SHUTDOWN_TIMEOUT = 2.0  # seconds the last export at exit may take
 _PROTOCOLS = ("http/protobuf", "grpc")
-_SNAPSHOT_AGE = 1.0  # seconds one snapshot serves every gauge and counter of one export
 # Contract histograms: the Prometheus name, and the OTLP name that Prometheus translates back to it.
 _CONTRACT_HISTOGRAMS = {
     "mcp_server_connect_duration_seconds": "mcp_server_connect_duration",
@@ -81,7 +79,8 @@ class MetricExport:
         self._histograms: dict[str, Any] = {}
         self._attributes: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
         self._metrics: SidecarMetrics | None = None
-        self._snapshot: tuple[float, Samples] = (-_SNAPSHOT_AGE, {})
+        self._snapshot: Samples = {}
+        self._served: set[str] | None = None  # families read from `_snapshot`; None: take one
         self._lock = threading.Lock()
         self.stopped = False
 
@@ -126,18 +125,24 @@ class MetricExport:
         from opentelemetry.metrics import Observation as OtelObservation
 
         def observe(options: CallbackOptions) -> Iterable[OtelObservation]:
-            return [OtelObservation(value, labels) for labels, value in self._samples().get(name, ())]
+            return [OtelObservation(value, labels) for labels, value in self._samples(name)]
 
         return observe
 
-    def _samples(self) -> Samples:
-        """One snapshot for all the callbacks of one export (they run one after another)."""
+    def _samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """`name`'s samples from one snapshot shared by all the callbacks of one export.
+
+        Each export calls every family's callback once, one after another: a family asked for
+        again means a new export, which takes a new snapshot. (A snapshot kept for a time span
+        instead let the last export at exit repeat numbers from before the last events.)
+        """
         with self._lock:
-            taken, samples = self._snapshot
-            if time.monotonic() - taken >= _SNAPSHOT_AGE and self._metrics is not None:
-                samples = self._metrics.contract_samples()
-                self._snapshot = (time.monotonic(), samples)
-            return samples
+            if self._metrics is None:
+                return []
+            if self._served is None or name in self._served:
+                self._snapshot, self._served = self._metrics.contract_samples(), set()
+            self._served.add(name)
+            return self._snapshot.get(name, [])
 
 
 def configure_metric_export(service_version: str) -> MetricExport | None:

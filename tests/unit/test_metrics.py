@@ -317,3 +317,33 @@ def test_contract_samples_for_the_otlp_export_match_the_scrape() -> None:
         ({"server": "alpha", "tool": "read", "error_type": "tool_error"}, 1)
     ]
     assert len(exported["mcp_server_state"]) == 2 * 6
+
+
+def test_every_otlp_export_reads_the_numbers_of_its_own_moment() -> None:
+    """Two exports in quick succession (the last one at exit follows a periodic one closely):
+    the second carries what changed in between, not the first one's snapshot."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from sidecar.telemetry.otlp_metrics import MetricExport
+
+    statuses = [A]
+    reader = InMemoryMetricReader()
+    export = MetricExport(MeterProvider(metric_readers=[reader]), "test")
+    export.attach(SidecarMetrics(lambda: statuses))
+
+    def up() -> list[float]:
+        data = reader.get_metrics_data()
+        assert data is not None
+        return [
+            point.value
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == "mcp_server_up"
+            for point in metric.data.data_points
+        ]
+
+    assert up() == [1.0]
+    statuses = [dataclasses.replace(A, state=ServerState.RECONNECTING)]
+    assert up() == [0.0]
