@@ -27,7 +27,6 @@ from typing import Any
 import anyio
 import httpx2
 import mcp_types as types
-from anyio.abc import Process
 from mcp.client._transport import TransportStreams
 from mcp.client.sse import sse_client
 from mcp.client.stdio import get_default_environment
@@ -36,6 +35,7 @@ from mcp.shared.message import SessionMessage
 
 from .errors import describe_error
 from .http_probe import KEEPALIVE, media_type
+from .spawn import PipeReceiveStream, PipeSendStream, spawn
 from .streams import StreamEnd, get_stream_news
 
 __all__ = [
@@ -61,7 +61,7 @@ _TAP_NEWS_MAX = 16  # nobody reads them once the stream is given up; keep the la
 class ChildProcess:
     """The running stdio server as its supervisor sees it: pid, exit status, recent stderr."""
 
-    def __init__(self, process: Process) -> None:
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
         self._process = process
         self.pid: int = process.pid
         self.stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
@@ -72,18 +72,19 @@ class ChildProcess:
 
     @property
     def returncode(self) -> int | None:
-        return self._process.returncode
+        """The exit status once the child has exited (reaping it), else None."""
+        return self._process.poll()
 
     async def watch_exit(self) -> None:
         """Set `exited` when the process ends, even while a grandchild keeps its pipes open.
 
-        `Process.wait()` also waits for pipe EOF, so it cannot tell; a pidfd (Linux >= 5.3)
-        turns readable at exit. Elsewhere the returncode, set once asyncio reaps, is polled.
+        Pipe EOF cannot tell; a pidfd (Linux >= 5.3) turns readable at exit. Elsewhere the
+        exit status is polled.
         """
         try:
             pidfd = os.pidfd_open(self.pid)
         except (AttributeError, OSError):  # not Linux, or already reaped
-            while self._process.returncode is None:
+            while self.returncode is None:
                 await anyio.sleep(_EXIT_POLL * 10)
         else:
             try:
@@ -93,12 +94,12 @@ class ChildProcess:
         self.exited.set()
 
     async def wait_exit(self, timeout: float) -> bool:
-        """Whether the child has exited and been reaped within `timeout`. Polls the returncode,
-        which asyncio sets at reaping: this also runs after `watch_exit` has been cancelled."""
+        """Whether the child has exited and been reaped within `timeout`. Polls the exit status:
+        this also runs after `watch_exit` has been cancelled."""
         with anyio.move_on_after(timeout):
-            while self._process.returncode is None:
+            while self.returncode is None:
                 await anyio.sleep(_EXIT_POLL)
-        return self._process.returncode is not None
+        return self.returncode is not None
 
     async def settle(self, timeout: float) -> None:
         """Wait (bounded) until the child has exited and its last stderr bytes are read."""
@@ -108,7 +109,7 @@ class ChildProcess:
 
     def exit_description(self) -> str | None:
         """ "exited with code 1: <last stderr line>" once the child has exited by itself, else None."""
-        code = self._process.returncode
+        code = self.returncode
         if code is None or self.stopped_by_us:
             return None
         if code < 0:
@@ -169,20 +170,13 @@ async def stdio_transport(
     so no grandchild survives. This runs shielded: cancelling the caller cannot leak it.
     """
     child_env = get_default_environment() | dict(env)
-    process = await anyio.open_process(
-        _argv(command, args, child_env.get("PATH"), cwd),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=child_env,
-        cwd=cwd,
-        start_new_session=True,
-    )
+    process = await spawn(_argv(command, args, child_env.get("PATH"), cwd), env=child_env, cwd=cwd)
     child = ChildProcess(process)
     if on_spawn is not None:
         on_spawn(child)
     assert process.stdin and process.stdout and process.stderr
-    stdin, stdout, stderr = process.stdin, process.stdout, process.stderr
+    stdin = PipeSendStream(process.stdin)
+    stdout, stderr = PipeReceiveStream(process.stdout), PipeReceiveStream(process.stderr)
     to_session, session_reads = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     session_writes, from_session = anyio.create_memory_object_stream[SessionMessage](0)
 
@@ -264,8 +258,8 @@ async def stdio_transport(
                 with anyio.move_on_after(0.1):
                     await child.stderr_closed.wait()
             tg.cancel_scope.cancel()
-    with anyio.CancelScope(shield=True), anyio.move_on_after(0.2):
-        await process.aclose()  # releases the pipes; the child is dead or abandoned by now
+    for stream in (stdin, stdout, stderr):
+        await stream.aclose()  # releases the pipes; the child is dead or abandoned by now
 
 
 async def _stop_child(child: ChildProcess, stdin: Any, budget: float, graceful: bool) -> None:
