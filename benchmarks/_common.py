@@ -110,6 +110,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def host_cpu_seconds() -> tuple[float, float]:
+    """(all CPU time, stolen time) of this machine so far, over all CPUs (/proc/stat's `cpu` line).
+
+    On a VM, "steal" is time a virtual CPU was ready to run but the hypervisor ran someone
+    else: the same code measured 2-3x slower when a neighbour took 10% of the host. A result
+    is comparable with another only if their steal shares are alike.
+    """
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(fields[:8]) / ticks, fields[7] / ticks
+
+
+def reference_work_ms() -> float:
+    """How long a fixed pure-Python loop takes here now (best of 5): the host's speed at the time.
+
+    A VM's vCPU can be slowed by a neighbour without any steal being counted (a busy sibling
+    hyperthread, a lower clock): beside each result, this says how fast the machine was.
+    """
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for i in range(300_000):
+            total += i * i
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
 def rss_mb(pid: int | str = "self") -> float:
     """Resident memory of a process, in MB (0 if it is gone)."""
     try:

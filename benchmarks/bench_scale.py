@@ -7,7 +7,10 @@ servers with 5 s probes, runs the real CLI, and measures while it starts and aft
   and how many polls got no answer within 1 s;
 - time until `/health/mcp` says every server is active;
 - steady CPU (share of one core, over 20 s once all are active) and RSS;
-- `/metrics` scrape time (p50 of 20).
+- `/metrics` scrape time (p50 of 20);
+- how fast the host was: the share of its CPU time stolen by the hypervisor over the run,
+  and a fixed pure-Python loop's time just before it (on this VM a neighbour made the same
+  code 2-3x slower; compare runs only where these are alike).
 
     .venv/bin/python benchmarks/bench_scale.py N [N ...]      # e.g. 10 100 1000
     .venv/bin/python benchmarks/bench_scale.py --stdio 200    # N stdio servers (tiny_server.py) instead
@@ -32,8 +35,10 @@ from _common import (
     TINY,
     cpu_seconds,
     free_port,
+    host_cpu_seconds,
     percentile,
     port_open,
+    reference_work_ms,
     result_line,
     row,
     rss_mb,
@@ -120,6 +125,7 @@ def _measure(n: int, workdir: Path, stdio: bool = False) -> dict[str, Any]:
             raise RuntimeError("the host processes did not listen within 30 s")
         ops_port = free_port()
         config = _config(workdir, n, host_ports, ops_port, stdio)
+        reference_ms, host_before = reference_work_ms(), host_cpu_seconds()
         with open(workdir / "sidecar.log", "wb") as log:
             started = time.perf_counter()
             sidecar = subprocess.Popen(
@@ -148,6 +154,7 @@ def _measure(n: int, workdir: Path, stdio: bool = False) -> dict[str, Any]:
             scrapes.append(time.perf_counter() - t)
         body = _get(ops_port, "/health/mcp", 5)
         losses = _losses(workdir / "sidecar.log")
+        host_after = host_cpu_seconds()
         return {
             "servers": n,
             "hosts": len(hosts),
@@ -161,6 +168,9 @@ def _measure(n: int, workdir: Path, stdio: bool = False) -> dict[str, Any]:
             "rss_mb": rss_mb(sidecar.pid),
             "metrics_p50_ms": statistics.median(scrapes) * 1000,
             "losses": losses,  # reason -> count, over the whole run: a healthy run has none
+            # The share of the machine's CPU time the hypervisor gave to others during the run.
+            "reference_work_ms": reference_ms,  # the host's speed just before the run
+            "host_steal_share": (host_after[1] - host_before[1]) / max(host_after[0] - host_before[0], 1e-9),
         }
     finally:
         if poller is not None:
@@ -209,7 +219,8 @@ def main(argv: list[str]) -> int:
                 f"p99 {r['livez_p99_ms']:.0f} ms, "
                 f"{r['livez_missed']}/{r['livez_polls']} unanswered in 1 s; steady CPU "
                 f"{r['steady_cpu_core_share'] * 100:.1f}%; RSS {r['rss_mb']:.0f} MB; "
-                f"/metrics p50 {r['metrics_p50_ms']:.1f} ms",
+                f"/metrics p50 {r['metrics_p50_ms']:.1f} ms; host steal {r['host_steal_share'] * 100:.1f}%, "
+                f"reference work {r['reference_work_ms']:.1f} ms",
                 met,
                 **r,
             )
