@@ -236,30 +236,32 @@ async def stdio_transport(
             except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
                 await to_session.aclose()  # the child stopped reading: end the session's stream too
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(child.watch_exit)
-        tg.start_soon(read_stdout)
-        tg.start_soon(end_session_at_exit)
-        tg.start_soon(read_stderr)
-        tg.start_soon(write_stdin)
-        graceful = True
-        try:
-            yield session_reads, session_writes
-        except BaseException:
-            graceful = False  # cancelled or failed: nobody is waiting for a clean goodbye
-            raise
-        finally:
-            with anyio.CancelScope(shield=True):
-                session_writes.close()
-                session_reads.close()
-                await _stop_child(child, stdin, close_timeout, graceful)
-                # stderr's last lines hold the exit reason; a grandchild holding the pipe
-                # open must not hold us, hence the bound.
-                with anyio.move_on_after(0.1):
-                    await child.stderr_closed.wait()
-            tg.cancel_scope.cancel()
-    for stream in (stdin, stdout, stderr):
-        await stream.aclose()  # releases the pipes; the child is dead or abandoned by now
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(child.watch_exit)
+            tg.start_soon(read_stdout)
+            tg.start_soon(end_session_at_exit)
+            tg.start_soon(read_stderr)
+            tg.start_soon(write_stdin)
+            graceful = True
+            try:
+                yield session_reads, session_writes
+            except BaseException:
+                graceful = False  # cancelled or failed: nobody is waiting for a clean goodbye
+                raise
+            finally:
+                with anyio.CancelScope(shield=True):
+                    session_writes.close()
+                    session_reads.close()
+                    await _stop_child(child, stdin, close_timeout, graceful)
+                    # stderr's last lines hold the exit reason; a grandchild holding the pipe
+                    # open must not hold us, hence the bound.
+                    with anyio.move_on_after(0.1):
+                        await child.stderr_closed.wait()
+                tg.cancel_scope.cancel()
+    finally:  # on every way out, an error's too: the child is dead or abandoned by now
+        for stream in (stdin, stdout, stderr):
+            await stream.aclose()
 
 
 async def _stop_child(child: ChildProcess, stdin: Any, budget: float, graceful: bool) -> None:

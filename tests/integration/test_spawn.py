@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import sys
@@ -12,6 +13,7 @@ import pytest
 from support import wait_for
 
 from sidecar.spawn import PipeReceiveStream, PipeSendStream, spawn
+from sidecar.transports import stdio_transport
 
 pytestmark = pytest.mark.anyio
 
@@ -121,3 +123,24 @@ async def test_closing_a_pipe_wakes_its_waiting_reader_and_refuses_further_use()
         process.wait(10)
         await send.aclose()
         await PipeReceiveStream(process.stderr).aclose()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts fds through /proc")
+async def test_a_session_that_fails_leaves_no_pipe_open() -> None:
+    """The pipes are closed on every way out of the transport, not when the collector gets to
+    them: a failed session's traceback holds the process, and its pipes, for as long as it lives."""
+    gc.disable()  # nothing may be closed by the collector
+    try:
+        before = _open_fds()
+        with pytest.raises(ExceptionGroup) as failed:
+            async with stdio_transport(sys.executable, ["-c", ECHO_LINES], env={}, cwd=None, close_timeout=2):
+                assert _open_fds() > before  # the pipes (and the exit watcher's pidfd) are open now
+                raise RuntimeError("the session failed")
+        assert failed.group_contains(RuntimeError, match="the session failed")
+        assert _open_fds() == before
+    finally:
+        gc.enable()
