@@ -155,6 +155,8 @@ class Gateway:
         self._watches = ResourceWatches(  # resource subscriptions on 2026-07-28 servers
             lambda server, uri: manager.listen_resources(server, [uri]), self._modern, self._relay.updated
         )
+        # Initialize-era servers with subscriptions: the session they were made on (its `since`).
+        self._subscribed_on: dict[str, float] = {}
         self.server = self._build_server()
         manager.set_passthrough(self._relay)  # servers connect from now on with the way back
 
@@ -258,6 +260,7 @@ class Gateway:
                 continue
             ended = await _settle(subscription)
             self._watches.notice_change()
+            self._subscribe_again_where_restarted()
             try:
                 await self.announce()
             except Exception:  # a bug here must cost the notification, never the sidecar
@@ -594,6 +597,7 @@ class Gateway:
                 else:
                     request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=route.name))
                     await self._request(route.server, request, types.EmptyResult)
+                    self._subscribed_on.setdefault(route.server, self._manager.status(route.server).since)
             except BaseException:
                 self._relay.unsubscribe(route.server, route.name, client)
                 raise
@@ -613,6 +617,36 @@ class Gateway:
         with suppress(Exception):
             request = types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri))
             await self._manager.request(server, request, types.EmptyResult)
+
+    def _subscribe_again_where_restarted(self) -> None:
+        """An initialize-era server forgets its subscriptions with its session: once one is active
+        on a new session, its subscribed URIs are asked for again, in the background."""
+        if self._task_group is None:
+            return
+        for server, since in tuple(self._subscribed_on.items()):
+            try:
+                status = self._manager.status(server)
+            except ServerUnavailable:  # removed by a reload
+                del self._subscribed_on[server]
+                continue
+            if status.active and status.since != since and not self._modern(server):
+                self._subscribed_on[server] = status.since
+                self._task_group.start_soon(self._subscribe_again, server)
+
+    async def _subscribe_again(self, server: str) -> None:
+        for uri in self._relay.subscribed(server):
+            request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri))
+            try:
+                await self._manager.request(server, request, types.EmptyResult)  # bounded: call_timeout
+            except Exception as exc:  # its kind only: the text may quote what redaction never saw
+                log.warning(
+                    "gateway: subscribing again to %r of %r after its restart failed: %s",
+                    uri,
+                    server,
+                    describe_error(exc)[0],
+                )
+                continue
+            await self._relay.updated(server, uri)  # nothing is replayed: it may have changed meanwhile
 
     def _modern(self, server: str) -> bool:
         """Whether `server` is active on a 2026-07-28 session now."""

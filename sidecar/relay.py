@@ -276,6 +276,10 @@ class Relay:
         del self._subscribers[(server, uri)]
         return True
 
+    def subscribed(self, server: str) -> list[str]:
+        """The URIs of `server` some client is subscribed to now."""
+        return [uri for owner, uri in self._subscribers if owner == server]
+
     def forget(self, client: ClientConnection) -> list[tuple[str, str]]:
         """A client left: the (server, uri) subscriptions nobody holds any more."""
         return [key for key in list(self._subscribers) if self.unsubscribe(*key, client)]

@@ -5,6 +5,8 @@ input-required rounds, against behaving.py's `ask` tool."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -183,6 +185,35 @@ async def test_resources_are_read_and_subscribed_through_rewritten_uris(
         updates = {m.params.uri for m in caller.messages if isinstance(m, types.ResourceUpdatedNotification)}
         assert updates == {exposed}
         await client.session.unsubscribe_resource(exposed)
+
+
+def _updates(caller: Caller) -> list[str]:
+    return [str(m.params.uri) for m in caller.messages if isinstance(m, types.ResourceUpdatedNotification)]
+
+
+async def test_a_subscription_outlives_a_restart_of_its_server(
+    everything_js: Path, server_config: Callable[..., ServerConfig], wait_until: Wait
+) -> None:
+    """server-everything forgets its subscriptions when it restarts. Once it is back, the gateway
+    subscribes again and tells the subscriber the resource may have changed (nothing is
+    replayed); the new process's updates then reach the subscriber."""
+    caller = Caller()
+    async with everything(everything_js, server_config) as running, caller.client(running.url) as client:
+        exposed = f"mcp-sidecar://every/{DOC}"
+        await client.session.subscribe_resource(exposed)
+        pid = running.manager.status("every").pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+
+        def back() -> bool:
+            status = running.manager.status("every")
+            return status.active and status.pid not in (None, pid)
+
+        await wait_until(back, 30, "server-everything restarted and active")
+        await wait_until(lambda: _updates(caller) == [exposed], 10, "the subscriber told after the restart")
+        await client.call_tool("every__toggle-subscriber-updates", {})  # the new process, at once
+        await wait_until(lambda: len(_updates(caller)) >= 2, 10, "an update from the new process")
+        assert set(_updates(caller)) == {exposed}
 
 
 async def test_unprefixed_servers_keep_their_names_and_uris(

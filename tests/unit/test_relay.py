@@ -63,7 +63,9 @@ def test_a_client_that_leaves_releases_what_only_it_held() -> None:
     r.subscribe("s", "u://2", A, "e2")
     r.subscribe("s", "u://2", B, "e2")
     r.subscribe("t", "u://1", A, "e3")
+    assert sorted(r.subscribed("s")) == ["u://1", "u://2"]  # what a restarted server is asked again
     assert sorted(r.forget(A)) == [("s", "u://1"), ("t", "u://1")]
+    assert r.subscribed("s") == ["u://2"] and r.subscribed("t") == []
     assert r.forget(A) == []
     assert r.forget(B) == [("s", "u://2")]
 
