@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from importlib.metadata import version
@@ -37,6 +38,7 @@ from mcp.server.subscriptions import (
     ListenHandler,
     PromptsListChanged,
     ResourcesListChanged,
+    ResourceUpdated,
     ToolsListChanged,
 )
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
@@ -157,6 +159,10 @@ class Gateway:
         )
         # Initialize-era servers with subscriptions: the session they were made on (its `since`).
         self._subscribed_on: dict[str, float] = {}
+        # 2026-07-28 clients' resource subscriptions: one subscriber in the relay for all of them,
+        # and how many listen streams name each (server, URI).
+        self._bus_subscriber = _BusSubscriber(self._bus)
+        self._listened: Counter[tuple[str, str]] = Counter()
         self.server = self._build_server()
         manager.set_passthrough(self._relay)  # servers connect from now on with the way back
 
@@ -590,17 +596,7 @@ class Gateway:
         route, _ = self._route_uri(params.uri)
         client = client_of(ctx.session)
         self._track(client)
-        if self._relay.subscribe(route.server, route.name, client, params.uri):
-            try:
-                if self._modern(route.server):  # that era subscribes with a listen stream
-                    await self._watch(route.server, route.name)
-                else:
-                    request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=route.name))
-                    await self._request(route.server, request, types.EmptyResult)
-                    self._subscribed_on.setdefault(route.server, self._manager.status(route.server).since)
-            except BaseException:
-                self._relay.unsubscribe(route.server, route.name, client)
-                raise
+        await self._add_subscriber(route.server, route.name, client, params.uri)
         return types.EmptyResult()
 
     async def _unsubscribe(
@@ -610,6 +606,22 @@ class Gateway:
         if self._relay.unsubscribe(route.server, route.name, client_of(ctx.session)):
             await self._upstream_unsubscribe(route.server, route.name)
         return types.EmptyResult()
+
+    async def _add_subscriber(self, server: str, uri: str, subscriber: Any, exposed: str) -> None:
+        """Note a subscriber to `uri` of `server`; the first one subscribes upstream, in the server's
+        era. Raises what refused it, and then nothing is kept."""
+        if not self._relay.subscribe(server, uri, subscriber, exposed):
+            return
+        try:
+            if self._modern(server):  # that era subscribes with a listen stream
+                await self._watch(server, uri)
+            else:
+                request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri))
+                await self._request(server, request, types.EmptyResult)
+                self._subscribed_on.setdefault(server, self._manager.status(server).since)
+        except BaseException:
+            self._relay.unsubscribe(server, uri, subscriber)
+            raise
 
     async def _upstream_unsubscribe(self, server: str, uri: str) -> None:
         if self._watches.stop(server, uri):
@@ -672,10 +684,51 @@ class Gateway:
         self, ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams
     ) -> types.SubscriptionsListenResult:
         self._listeners += 1
+        held: list[tuple[str, str]] = []
         try:
+            for exposed in params.notifications.resource_subscriptions or ():
+                key = await self._listen_to(exposed)
+                if key is not None:
+                    held.append(key)
             return await self._listen(ctx, params)
         finally:
             self._listeners -= 1
+            for key in held:
+                self._stop_listening_to(*key)
+
+    async def _listen_to(self, exposed: str) -> tuple[str, str] | None:
+        """Subscribe upstream to a URI a 2026-07-28 client listens for; its updates then go on the
+        bus, where the listen streams naming it take them. A URI nobody serves, or that its server
+        refused, is honored and never fires (as the SDK's own listen handler does)."""
+        try:
+            route, _ = self._route_uri(exposed)
+        except MCPError:
+            return None
+        key = (route.server, route.name)
+        self._listened[key] += 1
+        if self._listened[key] == 1:
+            try:
+                await self._add_subscriber(*key, self._bus_subscriber, exposed)
+            except BaseException as exc:
+                self._stop_listening_to(*key)  # cancelled too (the client went): nothing is kept
+                if not isinstance(exc, Exception):
+                    raise
+                log.warning(
+                    "gateway: server %r did not take a listen stream's subscription to %r: %s",
+                    route.server,
+                    route.name,
+                    describe_error(exc)[0],
+                )
+                return None
+        return key
+
+    def _stop_listening_to(self, server: str, uri: str) -> None:
+        self._listened[server, uri] -= 1
+        if self._listened[server, uri] > 0:
+            return
+        del self._listened[server, uri]
+        if self._relay.unsubscribe(server, uri, self._bus_subscriber) and self._task_group is not None:
+            self._task_group.start_soon(self._upstream_unsubscribe, server, uri)
 
     # -- completion and logging ------------------------------------------------------------------
 
@@ -725,6 +778,17 @@ class Gateway:
                 if status.active and not modern and declared:
                     tg.start_soon(tell, status.name)
         return types.EmptyResult()
+
+
+class _BusSubscriber:
+    """The relay's subscriber for every 2026-07-28 listen stream: an update goes on the bus once,
+    and each stream whose filter names the URI takes it."""
+
+    def __init__(self, bus: InMemorySubscriptionBus) -> None:
+        self._bus = bus
+
+    async def send_resource_updated(self, uri: str) -> None:
+        await self._bus.publish(ResourceUpdated(uri=uri))
 
 
 async def _settle(subscription: Subscription) -> bool:

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import mcp_types as types
 import pytest
 from mcp import Client
@@ -214,6 +215,25 @@ async def test_a_subscription_outlives_a_restart_of_its_server(
         await client.call_tool("every__toggle-subscriber-updates", {})  # the new process, at once
         await wait_until(lambda: len(_updates(caller)) >= 2, 10, "an update from the new process")
         assert set(_updates(caller)) == {exposed}
+
+
+async def test_a_listening_client_hears_the_resources_it_names(
+    everything_js: Path, server_config: Callable[..., ServerConfig]
+) -> None:
+    """A 2026-07-28 client names URIs in `subscriptions/listen`; server-everything (initialize
+    era) is subscribed with `resources/subscribe` meanwhile, and only updates its subscribers."""
+    from mcp.shared.subscriptions import ResourceUpdated
+
+    exposed = f"mcp-sidecar://every/{DOC}"
+    async with (
+        everything(everything_js, server_config) as running,
+        Client(running.url, mode="2026-07-28") as client,
+        client.listen(resource_subscriptions=[exposed]) as stream,
+    ):
+        await client.call_tool("every__toggle-subscriber-updates", {})  # at once, to its subscribers
+        with anyio.fail_after(10):
+            event = await stream.__anext__()
+        assert event == ResourceUpdated(uri=exposed)
 
 
 async def test_unprefixed_servers_keep_their_names_and_uris(

@@ -125,6 +125,29 @@ async def test_a_subscription_outlives_a_restart_of_its_server(
         await wait_until(lambda: len(told.updated) == 2, 10, "an update after the restart")
 
 
+async def test_a_listening_client_hears_the_resources_it_names(
+    python_server: Callable[..., ServerConfig],
+) -> None:
+    """A 2026-07-28 client subscribes by naming URIs in `subscriptions/listen`: the gateway holds
+    a subscription upstream while the stream is open, and the stream carries the updates of the
+    URIs it named, under the gateway's URIs, and no others. (An initialize-era upstream:
+    test_gateway_everything.py.) A URI nobody serves is honored and never fires."""
+    from mcp.shared.subscriptions import ResourceUpdated
+
+    async with (
+        sidecar([python_server("--dynamic", name="dyn", **MODERN)]) as running,
+        Client(running.url, mode="2026-07-28") as client,
+    ):
+        async with client.listen(resource_subscriptions=[README, "mcp-sidecar://nobody/x://y"]) as stream:
+            assert await _result(client, "open_streams") == 2  # the core's, and one for README
+            await _result(client, "touch", uri="behaving://other")  # not named: never on the stream
+            await _result(client, "touch", uri="behaving://readme")
+            with anyio.fail_after(10):
+                event = await stream.__anext__()
+            assert event == ResourceUpdated(uri=README)
+        await _streams_become(client, 1)  # the stream closed: the subscription ended upstream too
+
+
 async def test_a_subscription_to_an_unknown_resource_is_refused_and_nothing_is_held(
     python_server: Callable[..., ServerConfig],
 ) -> None:
