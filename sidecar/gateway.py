@@ -686,10 +686,16 @@ class Gateway:
         self._listeners += 1
         held: list[tuple[str, str]] = []
         try:
+            honored: list[str] = []
             for exposed in params.notifications.resource_subscriptions or ():
                 key = await self._listen_to(exposed)
                 if key is not None:
                     held.append(key)
+                    honored.append(exposed)
+            named = params.notifications
+            if named.resource_subscriptions:  # the ack then names only what is held
+                held_only = named.model_copy(update={"resource_subscriptions": honored or None})
+                params = params.model_copy(update={"notifications": held_only})
             return await self._listen(ctx, params)
         finally:
             self._listeners -= 1
@@ -698,8 +704,8 @@ class Gateway:
 
     async def _listen_to(self, exposed: str) -> tuple[str, str] | None:
         """Subscribe upstream to a URI a 2026-07-28 client listens for; its updates then go on the
-        bus, where the listen streams naming it take them. A URI nobody serves, or that its server
-        refused, is honored and never fires (as the SDK's own listen handler does)."""
+        bus, where the listen streams naming it take them. None for a URI no active server offers,
+        or that its server refused: the acknowledgment leaves it out, so the client can tell."""
         try:
             route, _ = self._route_uri(exposed)
         except MCPError:

@@ -230,6 +230,7 @@ async def test_a_listening_client_hears_the_resources_it_names(
         Client(running.url, mode="2026-07-28") as client,
         client.listen(resource_subscriptions=[exposed]) as stream,
     ):
+        assert stream.honored.resource_subscriptions == [exposed]
         await client.call_tool("every__toggle-subscriber-updates", {})  # at once, to its subscribers
         with anyio.fail_after(10):
             event = await stream.__anext__()

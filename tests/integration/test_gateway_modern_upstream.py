@@ -126,19 +126,21 @@ async def test_a_subscription_outlives_a_restart_of_its_server(
 
 
 async def test_a_listening_client_hears_the_resources_it_names(
-    python_server: Callable[..., ServerConfig],
+    python_server: Callable[..., ServerConfig], wait_until: Wait
 ) -> None:
     """A 2026-07-28 client subscribes by naming URIs in `subscriptions/listen`: the gateway holds
     a subscription upstream while the stream is open, and the stream carries the updates of the
     URIs it named, under the gateway's URIs, and no others. (An initialize-era upstream:
-    test_gateway_everything.py.) A URI nobody serves is honored and never fires."""
+    test_gateway_everything.py.) A URI nobody serves is left out of the acknowledgment."""
     from mcp.shared.subscriptions import ResourceUpdated
 
     async with (
         sidecar([python_server("--dynamic", name="dyn", **MODERN)]) as running,
         Client(running.url, mode="2026-07-28") as client,
     ):
+        await wait_until(lambda: running.manager.status("dyn").active, 30, "dyn active")
         async with client.listen(resource_subscriptions=[README, "mcp-sidecar://nobody/x://y"]) as stream:
+            assert stream.honored.resource_subscriptions == [README]
             assert await _result(client, "open_streams") == 2  # the core's, and one for README
             await _result(client, "touch", uri="behaving://other")  # not named: never on the stream
             await _result(client, "touch", uri="behaving://readme")
