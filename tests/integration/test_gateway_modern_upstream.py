@@ -144,7 +144,7 @@ async def test_a_listening_client_hears_the_resources_it_names(
             assert await _result(client, "open_streams") == 2  # the core's, and one for README
             await _result(client, "touch", uri="behaving://other")  # not named: never on the stream
             await _result(client, "touch", uri="behaving://readme")
-            with anyio.fail_after(10):
+            with anyio.fail_after(30):
                 event = await stream.__anext__()
             assert event == ResourceUpdated(uri=README)
         await _streams_become(client, 1)  # the stream closed: the subscription ended upstream too
