@@ -509,8 +509,9 @@ class Supervisor:
 
         A stream that ends is not a death by itself (servers and proxies close idle streams):
         one probe tells. A failed probe or a failed re-open is a loss; a server that refuses
-        the stream, or keeps ending it, is left to the health probes. The transport's own
-        end (a stdio child's exit) is `_watch_transport`'s to report, with its better reason.
+        the stream, keeps ending it, or never acknowledges it, is left to the health probes.
+        The transport's own end (a stdio child's exit) is `_watch_transport`'s to report, with
+        its better reason.
         """
         timeout = self.config.health.timeout
         reopens = 0
@@ -541,7 +542,8 @@ class Supervisor:
                 reason = self._redact(str(end.error))
                 _log.info("%s: no event stream (%s); health probes only", self.name, reason)
                 return
-            reopens, reopening = step.reopens, True
+            # A late first open is tried again as a first open: late again is not a loss.
+            reopens, reopening = step.reopens, end.kind != "late"
             await anyio.sleep(step.delay)
 
     async def _check_after_end(self, connection: Connection, timeout: float) -> _Loss | None:

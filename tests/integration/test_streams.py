@@ -233,6 +233,27 @@ async def test_a_server_without_a_stream_stays_active_and_is_watched_by_probes(
         assert isinstance(lost, Lost)
 
 
+async def test_a_listen_acknowledged_late_at_connect_is_tried_again(
+    python_server: Callable[..., ServerConfig], watch: Watch, is_event: IsEvent
+) -> None:
+    """A slow server, or a busy host: the first `subscriptions/listen` is answered after the
+    acknowledgment's deadline. Given up at once, the server's changes went unheard for its whole
+    session; tried again a second later, they arrive, and nothing was a loss."""
+    health = {"interval": 60, "timeout": 1.0}  # the acknowledgment's deadline; probes out of the way
+    config = python_server("--dynamic", "--late-first-listen", "3", name="s", protocol="auto", health=health)
+    manager = MCPServerManager([config])
+    events = watch(manager)
+    async with manager:
+        assert manager.status("s").protocol_version == "2026-07-28"
+        await _wait_for_open_stream(manager)
+        mark = events.mark()
+        await _result(manager, "add_tool", name="heard")
+        changed = await events.wait_for(is_event("s", "tools_changed"), timeout=DEADLINE, after=mark)
+        assert isinstance(changed, ToolsChanged) and "heard" in changed.tools
+        assert manager.status("s").active
+        assert not _of_kind(events.drain(), ("lost", "connect_failed", "reconnect_attempt"))
+
+
 @pytest.mark.parametrize(("protocol", "version"), ERAS)
 async def test_a_list_that_fails_at_connect_is_empty_not_a_connect_failure(
     protocol: str,

@@ -117,6 +117,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--refuse-get-stream", action="store_true", help="streamable-http: answer GET with 405")
     p.add_argument("--no-listen", action="store_true", help="2026-07-28: leave subscriptions/listen unserved")
     p.add_argument(
+        "--late-first-listen", type=float, default=0.0, metavar="SECONDS", help="serve the first listen late"
+    )
+    p.add_argument(
         "--fail-listing", action="store_true", help="answer prompts/list and resources/list with an error"
     )
     p.add_argument(
@@ -224,8 +227,10 @@ class Misbehaviour:
         exit_code: int,
         fail_listing: bool = False,
         crash_after: float | None = None,
+        late_first_listen: float = 0.0,
     ) -> None:
         self.fail_listing = fail_listing
+        self.late_first_listen = late_first_listen  # seconds; once, then listens are served at once
         self.crash_after_calls = crash_after_calls
         self.hang_after_calls = hang_after_calls
         self.exit_code = exit_code
@@ -251,6 +256,11 @@ class Misbehaviour:
             sys.stderr.flush()
             block_forever()
         if ctx.method == "subscriptions/listen":
+            if self.late_first_listen:
+                import anyio
+
+                late, self.late_first_listen = self.late_first_listen, 0.0
+                await anyio.sleep(late)
             return await STREAMS.serve(STREAMS.until_ended(call_next(ctx), listen_closed(ctx)))
         if self.fail_listing and ctx.method in ("prompts/list", "resources/list"):
             from mcp.shared.exceptions import MCPError
@@ -416,7 +426,12 @@ def build_server(args: argparse.Namespace) -> MCPServer[Any]:
 
     name, version = HOSTILE_SERVER_INFO if args.hostile_names else (args.name, "1.0.0")
     misbehaviour = Misbehaviour(
-        args.crash_after_calls, args.hang_after_calls, args.exit_code, args.fail_listing, args.crash_after
+        args.crash_after_calls,
+        args.hang_after_calls,
+        args.exit_code,
+        args.fail_listing,
+        args.crash_after,
+        args.late_first_listen,
     )
     server: MCPServer[Any] = MCPServer(
         name=name,

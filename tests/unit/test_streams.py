@@ -6,6 +6,7 @@ import pytest
 
 from sidecar.backoff import BackoffPolicy
 from sidecar.streams import (
+    LATE_POLICY,
     REOPEN_POLICY,
     STABLE_AFTER,
     StreamEnd,
@@ -57,6 +58,17 @@ def test_a_refused_stream_leaves_the_server_to_the_probes() -> None:
     assert after_stream_end(StreamEnd("refused", "HTTP 405"), 2) == StreamStep("probes_only")
 
 
+def test_a_late_first_open_is_tried_again_more_slowly_then_left_to_the_probes() -> None:
+    steps = []
+    reopens = 0
+    for _ in range(LATE_POLICY.max_attempts + 1):
+        step = after_stream_end(StreamEnd("late", "no acknowledgment"), reopens)
+        steps.append((step.action, step.delay))
+        reopens = step.reopens
+    assert steps == [("reopen", 1.0), ("reopen", 2.0), ("reopen", 4.0), ("reopen", 8.0), ("reopen", 16.0),
+                     ("probes_only", 0.0)]  # fmt: skip
+
+
 def test_a_failed_reopen_is_a_loss() -> None:
     assert after_stream_end(StreamEnd("failed", "HTTP 404"), 0) == StreamStep("lost")
     assert after_stream_end(StreamEnd("failed", "HTTP 404"), 4) == StreamStep("lost")
@@ -98,7 +110,7 @@ def test_get_stream_news(status: int, event_stream: bool, reopening: bool, news:
         (True, False, True, "failed"),
         (False, True, False, "refused"),  # method not found, a subscription limit: probes take over
         (False, True, True, "refused"),
-        (False, False, False, "refused"),  # no acknowledgment at the first open: a broken listen
+        (False, False, False, "late"),  # no acknowledgment at the first open: slow, or broken
         (False, False, True, "failed"),  # ... but on a re-open, after a stream that worked
     ],
 )
