@@ -31,6 +31,7 @@ from support import (
     alive,
     direct_children,
     free_port,
+    listening_pids,
     proc_stat,
 )
 
@@ -316,6 +317,10 @@ def leak_guard() -> Iterator[LeakGuard]:
 # -- services we run ourselves over HTTP ---------------------------------------------------------------
 
 
+class PortTaken(AssertionError):
+    """A server could not listen: another process took its port after it was picked."""
+
+
 class Service:
     """A server process on a local port, started, SIGKILLed and restarted by its fixture only."""
 
@@ -355,20 +360,33 @@ class Service:
         self.on_spawn(self.process.pid)
 
     async def wait_ready(self, timeout: float = 15.0) -> None:
-        """Wait until the port accepts TCP connections (or the process dies)."""
+        """Wait until our process listens on the port (or dies: `PortTaken` if another has it).
+
+        The port was free when picked, and another test's server (another xdist worker) may
+        have taken it since: what answers there must be ours, or a test talks to a stranger.
+        """
         with anyio.move_on_after(timeout):
             while True:
                 assert self.process is not None
                 if self.process.poll() is not None:
-                    raise AssertionError(f"{self.argv} exited with {self.process.returncode}:\n{self.tail()}")
+                    failure = PortTaken if listening_pids(self.port) else AssertionError
+                    raise failure(f"{self.argv} exited with {self.process.returncode}:\n{self.tail()}")
                 try:
                     stream = await anyio.connect_tcp(LOCALHOST, self.port)
                 except OSError:
                     await anyio.sleep(0.02)
                     continue
                 await stream.aclose()
-                return
+                if self._ours_listening():
+                    return
+                await anyio.sleep(0.02)  # someone else's: ours will fail to bind, and say so
         raise AssertionError(f"port {self.port} not accepting within {timeout:g}s:\n{self.tail()}")
+
+    def _ours_listening(self) -> bool:
+        """Whether the listener is in our process's group (a --respawn server serves from a child)."""
+        assert self.process is not None
+        group = self.process.pid  # it leads its own (start_new_session)
+        return any((stat := proc_stat(pid)) and stat[2] == group for pid in listening_pids(self.port))
 
     async def start(self) -> Service:
         self.spawn()
@@ -426,9 +444,15 @@ def http_server(services: Callable[..., Service]) -> Callable[..., Awaitable[Ser
     """`await http_server("streamable-http" | "sse", *flags)`: behaving.py on a free local port, ready."""
 
     async def start(transport: str, *flags: str) -> Service:
-        port = free_port()
-        argv = [sys.executable, str(BEHAVING), "--transport", transport, "--port", str(port), *flags]
-        service = services(argv, port=port, path="/sse" if transport == "sse" else "/mcp")
-        return await service.start()
+        for attempt in range(3):
+            port = free_port()
+            argv = [sys.executable, str(BEHAVING), "--transport", transport, "--port", str(port), *flags]
+            service = services(argv, port=port, path="/sse" if transport == "sse" else "/mcp")
+            try:
+                return await service.start()
+            except PortTaken:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     return start

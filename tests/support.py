@@ -6,6 +6,7 @@ browser driver (like `externals.py`, this folder is on the import path under pyt
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -67,6 +68,23 @@ def direct_children(pid: int) -> set[int]:
         except OSError:
             continue
     return found
+
+
+def listening_pids(port: int) -> set[int]:
+    """The processes holding a socket that listens on TCP `port` of IPv4 (from /proc)."""
+    sockets = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:  # 0A: LISTEN
+            sockets.add(f"socket:[{fields[9]}]")
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to read
+            if any(os.readlink(fd) in sockets for fd in (entry / "fd").iterdir()):
+                pids.add(int(entry.name))
+    return pids
 
 
 def alive(pid: int) -> bool:
