@@ -71,12 +71,15 @@ def direct_children(pid: int) -> set[int]:
 
 
 def listening_pids(port: int) -> set[int]:
-    """The processes holding a socket that listens on TCP `port` of IPv4 (from /proc)."""
+    """The processes holding a socket that listens on TCP `port`, IPv4 or IPv6 (Node listens on
+    `::`, which takes IPv4 too), from /proc."""
     sockets = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:  # 0A: LISTEN
-            sockets.add(f"socket:[{fields[9]}]")
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):  # no IPv6 here
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:  # 0A: LISTEN
+                    sockets.add(f"socket:[{fields[9]}]")
     pids = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
