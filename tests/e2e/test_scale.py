@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
+import pytest
 from support import LOCALHOST, REPO
 
 from .harness import Sidecars, free_port, health, wait_for
@@ -69,6 +70,7 @@ def _livez(port: int) -> bool:
         return response.status == 200
 
 
+@pytest.mark.timeout(400)  # its own deadlines (start, all active, probes, stop) say what went wrong first
 def test_250_servers_come_up_stay_up_and_are_probed(
     tmp_path: Path, services: Callable[..., Service], sidecars: Sidecars
 ) -> None:

@@ -99,6 +99,9 @@ async def test_resource_subscriptions_become_listen_streams_and_updates_come_bac
 
         await bystander.session.unsubscribe_resource(README)
         assert await _result(client, "open_streams") == 2  # still one subscriber
+        await _result(client, "touch", uri="behaving://readme")  # ... and the stream still carries updates
+        await wait_until(lambda: len(told.updated) == 2, 30, "the remaining subscriber told")
+        assert other.updated == [README]  # the one who left hears nothing more
         await client.session.unsubscribe_resource(README)
         await _streams_become(client, 1)  # the listen request cancelled: ended upstream too
 

@@ -240,7 +240,7 @@ async def test_probes_pass_in_both_eras_and_both_answer_forms(
     """Probes go out through the shared prober, not the SDK: ping on the session (initialize era,
     answered as SSE or JSON) or a stateless server/discover (2026-07-28)."""
     service = await http_server("streamable-http", *flags)
-    health = {"interval": 0.1, "timeout": 2.0, "failure_threshold": 1}
+    health = {"interval": 0.1, "timeout": 10.0, "failure_threshold": 1}  # patient: a busy host is slow
     config = server_config("remote", "streamable-http", url=service.url, protocol=protocol, health=health)
     manager = MCPServerManager([config])
     events = watch(manager)
@@ -248,7 +248,7 @@ async def test_probes_pass_in_both_eras_and_both_answer_forms(
         legacy = manager.status("remote").protocol_version != "2026-07-28"
         assert legacy == (protocol == "legacy")
         for _ in range(2):  # the second one reuses the kept-alive connection (probes start >= timeout apart)
-            await events.wait_for(is_event("remote", "health_check_passed"), timeout=8, after=events.mark())
+            await events.wait_for(is_event("remote", "health_check_passed"), timeout=30, after=events.mark())
         assert not [e for e in events.drain() if e.kind in ("health_check_failed", "lost")]
 
 

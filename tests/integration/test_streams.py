@@ -60,13 +60,13 @@ async def _result(manager: MCPServerManager, tool: str, **arguments: Any) -> Any
     return result.structured_content["result"]  # type: ignore[index]
 
 
-async def _wait_for_open_stream(manager: MCPServerManager) -> None:
+async def _wait_for_open_stream(manager: MCPServerManager, timeout: float = DEADLINE) -> None:
     """Until the server says it serves one of our streams (the SDK opens a GET stream on its own time)."""
-    with anyio.move_on_after(DEADLINE):
+    with anyio.move_on_after(timeout):
         while await _result(manager, "open_streams") < 1:
             await anyio.sleep(0.02)
         return
-    raise AssertionError(f"no event stream open on the server within {DEADLINE:g}s")
+    raise AssertionError(f"no event stream open on the server within {timeout:g}s")
 
 
 def _of_kind(events: list[LifecycleEvent], kinds: tuple[str, ...]) -> list[LifecycleEvent]:
@@ -245,7 +245,7 @@ async def test_a_listen_acknowledged_late_at_connect_is_tried_again(
     events = watch(manager)
     async with manager:
         assert manager.status("s").protocol_version == "2026-07-28"
-        await _wait_for_open_stream(manager)
+        await _wait_for_open_stream(manager, 30)  # room for a retry that is late again (then 2 s on)
         mark = events.mark()
         await _result(manager, "add_tool", name="heard")
         changed = await events.wait_for(is_event("s", "tools_changed"), timeout=DEADLINE, after=mark)
