@@ -514,7 +514,7 @@ class Supervisor:
         its better reason.
         """
         timeout = self.config.health.timeout
-        reopens = 0
+        reopens = late = 0  # quick re-opens in a row; late first opens tried again (each its own budget)
         reopening = False
 
         def missed() -> None:
@@ -528,7 +528,7 @@ class Supervisor:
             )
             if connection.ended.is_set():
                 return
-            step = after_stream_end(end, reopens)
+            step = after_stream_end(end, late if end.kind == "late" else reopens)
             if step.action == "lost":
                 finish(_Loss("closed", f"the event stream could not be re-opened: {end.error}"))
                 return
@@ -543,7 +543,10 @@ class Supervisor:
                 _log.info("%s: no event stream (%s); health probes only", self.name, reason)
                 return
             # A late first open is tried again as a first open: late again is not a loss.
-            reopens, reopening = step.reopens, end.kind != "late"
+            if end.kind == "late":
+                late, reopening = step.reopens, False
+            else:
+                reopens, reopening = step.reopens, True
             await anyio.sleep(step.delay)
 
     async def _check_after_end(self, connection: Connection, timeout: float) -> _Loss | None:
