@@ -265,9 +265,9 @@ class Gateway:
             if isinstance(event, _QUIET_EVENTS):
                 continue
             ended = await _settle(subscription)
-            self._watches.notice_change()
-            self._subscribe_again_where_restarted()
             try:
+                self._watches.notice_change()
+                self._subscribe_again_where_restarted()
                 await self.announce()
             except Exception:  # a bug here must cost the notification, never the sidecar
                 log.exception("gateway: announcing a change failed")
@@ -616,9 +616,11 @@ class Gateway:
             if self._modern(server):  # that era subscribes with a listen stream
                 await self._watch(server, uri)
             else:
+                # The session's mark first: a restart during the request must read as a new one.
+                since = self._manager.status(server).since
                 request = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri))
                 await self._request(server, request, types.EmptyResult)
-                self._subscribed_on.setdefault(server, self._manager.status(server).since)
+                self._subscribed_on.setdefault(server, since)
         except BaseException:
             self._relay.unsubscribe(server, uri, subscriber)
             raise

@@ -49,9 +49,6 @@ class ResourceWatches:
         self._scopes: dict[Key, anyio.CancelScope] = {}
         self._changed = anyio.Event()
 
-    def __contains__(self, key: Key) -> bool:
-        return key in self._scopes
-
     async def start(self, task_group: TaskGroup, server: str, uri: str) -> None:
         """Open the stream for `uri` of `server` and keep it open until `stop`; returns once the
         server acknowledged it, or raises what refused it (then nothing is kept)."""
