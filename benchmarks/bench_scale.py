@@ -168,8 +168,8 @@ def _measure(n: int, workdir: Path, stdio: bool = False) -> dict[str, Any]:
             "rss_mb": rss_mb(sidecar.pid),
             "metrics_p50_ms": statistics.median(scrapes) * 1000,
             "losses": losses,  # reason -> count, over the whole run: a healthy run has none
-            # The share of the machine's CPU time the hypervisor gave to others during the run.
             "reference_work_ms": reference_ms,  # the host's speed just before the run
+            # The share of the machine's CPU time the hypervisor gave to others during the run.
             "host_steal_share": (host_after[1] - host_before[1]) / max(host_after[0] - host_before[0], 1e-9),
         }
     finally:
@@ -207,6 +207,7 @@ def main(argv: list[str]) -> int:
             and r["steady_cpu_core_share"] <= 0.25
             and r["rss_mb"] <= 300
             and r["metrics_p50_ms"] <= 50
+            and not r["losses"]
         )
         all_active = f"{r['all_active']:.2f} s" if r["all_active"] is not None else "never"
         rows.append(
@@ -219,7 +220,8 @@ def main(argv: list[str]) -> int:
                 f"p99 {r['livez_p99_ms']:.0f} ms, "
                 f"{r['livez_missed']}/{r['livez_polls']} unanswered in 1 s; steady CPU "
                 f"{r['steady_cpu_core_share'] * 100:.1f}%; RSS {r['rss_mb']:.0f} MB; "
-                f"/metrics p50 {r['metrics_p50_ms']:.1f} ms; host steal {r['host_steal_share'] * 100:.1f}%, "
+                f"/metrics p50 {r['metrics_p50_ms']:.1f} ms; {sum(r['losses'].values())} losses; "
+                f"host steal {r['host_steal_share'] * 100:.1f}%, "
                 f"reference work {r['reference_work_ms']:.1f} ms",
                 met,
                 **r,
